@@ -1,0 +1,50 @@
+"""Is SmolLM2-135M's GPTQ perplexity increase GPTQ's doing or the model's? Compare, on the same windows:
+the original in float32 and bfloat16, round-to-nearest W4 g128 with GPTQ's symmetric grid (what GPTQ improves on),
+and the GPTQ checkpoint read back as float32 and bfloat16 (isolating the kernels' half precision).
+
+    python benchmarks/gptq_diagnosis.py outputs/SmolLM2-135M-Instruct-GPTQ --windows 8
+"""
+import argparse, copy, sys
+from pathlib import Path
+import torch
+from quantized_llms.core import markdown_table, write_result
+from quantized_llms.models import load_model
+from quantized_llms.gptq import load_gptq_dequantized
+from quantized_llms.data import load_text, tokenize_text
+from quantized_llms.perplexity import perplexity
+
+def rtn_sym(w: torch.Tensor, bits: int = 4, group: int = 128) -> torch.Tensor:
+    "Round-to-nearest on GPTQ's symmetric grid (scale from the group's absolute maximum, zero in the middle)."
+    out, maxq = torch.empty_like(w), 2 ** bits - 1
+    for s in range(0, w.shape[1], group):
+        blk = w[:, s:s + group]
+        xmax = blk.abs().amax(1, keepdim=True).clamp_min(1e-8)
+        scale, zero = 2 * xmax / maxq, (maxq + 1) // 2
+        out[:, s:s + group] = scale * (torch.clamp(torch.round(blk / scale) + zero, 0, maxq) - zero)
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument('gptq_dir'); ap.add_argument('--windows', type=int, default=8)
+    ap.add_argument('--results-dir', default='results/SmolLM2-135M-Instruct')
+    a = ap.parse_args()
+    fp, tok = load_model('smollm2-135m')
+    ids = tokenize_text(tok, load_text('offline-prose', 'test'))
+    ppl = lambda m: perplexity(m, ids, 2048, max_windows=a.windows, progress=False).ppl
+    rows = [dict(variant='original float32', perplexity=ppl(fp)), dict(variant='original bfloat16', perplexity=ppl(copy.deepcopy(fp).bfloat16()))]
+    rtn = copy.deepcopy(fp)
+    with torch.no_grad():
+        for m in rtn.model.layers.modules():
+            if isinstance(m, torch.nn.Linear): m.weight.copy_(rtn_sym(m.weight))
+    rows.append(dict(variant='RTN W4 g128 float32', perplexity=ppl(rtn))); del rtn
+    g, _ = load_gptq_dequantized(a.gptq_dir)
+    rows.append(dict(variant='GPTQ W4 g128 read back as float32', perplexity=ppl(g)))
+    rows.append(dict(variant='GPTQ W4 g128 read back as bfloat16', perplexity=ppl(g.bfloat16())))
+    base = rows[0]['perplexity']
+    for r in rows: r['vs_original'] = f"{100 * (r['perplexity'] / base - 1):+.1f}%"
+    md = (f"# SmolLM2-135M-Instruct: where GPTQ's perplexity increase comes from\n\nFirst {a.windows} windows of 2048 tokens "
+          f"of offline-prose test.\n\n" + markdown_table(rows))
+    write_result(a.results_dir, 'gptq_diagnosis', dict(windows=a.windows, rows=rows), md,
+                 'python benchmarks/gptq_diagnosis.py ' + ' '.join(sys.argv[1:]))
+    print(md)
+
+if __name__ == '__main__': main()
