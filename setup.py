@@ -39,7 +39,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(),
     include_package_data = True,
-    package_data = {'quantized_llms': ['corpus/*', 'configs/*']},
+    package_data = {'quantized_llms': ['corpus/*', 'corpus/tasks/*', 'configs/*']},
     install_requires = requirements,
     extras_require = extras,
     python_requires  = '>=' + cfg['min_python'],
