@@ -58,6 +58,30 @@ def main():
         'rtn-w8a8': ('RTN (W8A8)', lambda: RTN(weight=W8, act=A8)),
         'sq-w8a8': ('SmoothQuant (W8A8, alpha 0.5)', lambda: SmoothQuant(transform_only=True)),
     }
+    def write_all():
+        record = dict(model=a.model, label=label, eval=dict(dataset='offline-prose', split='test', seq_len=a.seq_len,
+                      windows=len(windows), tokens=rows[0]['n_tokens']), calib=dict(dataset='offline-prose', split='train',
+                      n_samples=a.n_samples, seq_len=a.calib_len, seed=42), rows=rows)
+        fq = [r for r in rows if r['position'] != 'transformed']
+        seed_rows = [{'PPL': r['method'], label: round(r['ppl'], 2)} for r in fq]
+        detail = [dict(method=r['method'], position=r['position'], perplexity=round(r['ppl'], 4), kld_mean=round(r['kld_mean'], 5),
+                       top1=f"{100 * r['top1_agreement']:.2f}%", calib_s=r['calib_seconds'], peak_RSS_GiB=r['peak_rss_GiB']) for r in rows]
+        md = (f"# {label}: quantization algorithms on the same data\n\nPerplexity on offline-prose test, {len(windows)} windows of "
+              f"{a.seq_len} tokens ({rows[0]['n_tokens']} scored tokens); every method calibrated on the same {a.n_samples} x "
+              f"{a.calib_len} offline-prose train tokens (seed 42), with the same grid (INT4: symmetric, groups of 128; W8A8: "
+              f"weights per channel, activations per token, dynamic). KLD and top-1 are against the FP32 model's next-token "
+              f"distribution on the same tokens.\n\n" + markdown_table(seed_rows, floatfmt='.2f') + "\n## Details (llmc eval positions)\n\n"
+              + markdown_table(detail) + "\n![perplexity by method](algorithms.png)\n")
+        out = Path(a.results_dir)/label
+        import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.barh([r['method'] for r in fq][::-1], [r['ppl'] for r in fq][::-1], color='tab:blue')
+        ax.axvline(rows[0]['ppl'], color='k', ls='--', lw=1, label='FP32'); ax.set_xlabel('perplexity (lower is better)')
+        ax.set_title(f'{label}: algorithms on the same windows'); ax.legend(); fig.tight_layout()
+        out.mkdir(parents=True, exist_ok=True); tmp = out/'.algorithms.tmp.png'; fig.savefig(tmp, dpi=120); os.replace(tmp, out/'algorithms.png')
+        write_result(out, 'algorithms', record, md, 'python benchmarks/compare_algorithms.py ' + ' '.join(sys.argv[1:]))
+        print(md, flush=True)
+
     for key in a.methods.split(','):
         if key == 'gptqmodel-w4':
             from quantized_llms.gptq import is_gptq_checkpoint, load_gptq_dequantized
@@ -68,10 +92,11 @@ def main():
             rows.append(dict(method='GPTQ (INT4-g128), GPTQModel 7.7.0', position='fake_quant (checkpoint read back)',
                              **measure(q, windows, ref), calib_seconds=rec['run']['quant_seconds'],
                              peak_rss_GiB=round(rec['run']['peak_rss_bytes'] / 2**30, 2)))
-            print(rows[-1], flush=True); del q; continue
+            print(rows[-1], flush=True); del q; write_all(); continue
         name, make = methods[key]
         m, alg = copy.deepcopy(fp), make()
-        with Measure() as meas: run = quantize_model(m, calib, alg)
+        data = calib[:1] if isinstance(alg, RTN) else calib    # RTN reads no data: one window only drives the engine
+        with Measure() as meas: run = quantize_model(m, data, alg)
         cost = dict(calib_seconds=round(meas.seconds, 1), peak_rss_GiB=round(meas.peak_rss_bytes / 2**30, 2))
         if getattr(alg, 'transform_only', False):      # llmc's `transformed` position, then round
             rows.append(dict(method=name, position='transformed', **measure(m, windows, ref), **cost))
@@ -79,28 +104,7 @@ def main():
             alg.quantize_weights(m)
         rows.append(dict(method=name, position='fake_quant', **measure(m, windows, ref), **cost))
         print(rows[-1], flush=True)
-        del m
-    record = dict(model=a.model, label=label, eval=dict(dataset='offline-prose', split='test', seq_len=a.seq_len,
-                  windows=len(windows), tokens=rows[0]['n_tokens']), calib=dict(dataset='offline-prose', split='train',
-                  n_samples=a.n_samples, seq_len=a.calib_len, seed=42), rows=rows)
-    fq = [r for r in rows if r['position'] != 'transformed']
-    seed_rows = [{'PPL': r['method'], label: round(r['ppl'], 2)} for r in fq]
-    detail = [dict(method=r['method'], position=r['position'], perplexity=round(r['ppl'], 4), kld_mean=round(r['kld_mean'], 5),
-                   top1=f"{100 * r['top1_agreement']:.2f}%", calib_s=r['calib_seconds'], peak_RSS_GiB=r['peak_rss_GiB']) for r in rows]
-    md = (f"# {label}: quantization algorithms on the same data\n\nPerplexity on offline-prose test, {len(windows)} windows of "
-          f"{a.seq_len} tokens ({rows[0]['n_tokens']} scored tokens); every method calibrated on the same {a.n_samples} x "
-          f"{a.calib_len} offline-prose train tokens (seed 42), with the same grid (INT4: symmetric, groups of 128; W8A8: "
-          f"weights per channel, activations per token, dynamic). KLD and top-1 are against the FP32 model's next-token "
-          f"distribution on the same tokens.\n\n" + markdown_table(seed_rows, floatfmt='.2f') + "\n## Details (llmc eval positions)\n\n"
-          + markdown_table(detail) + "\n![perplexity by method](algorithms.png)\n")
-    out = Path(a.results_dir)/label
-    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.barh([r['method'] for r in fq][::-1], [r['ppl'] for r in fq][::-1], color='tab:blue')
-    ax.axvline(rows[0]['ppl'], color='k', ls='--', lw=1, label='FP32'); ax.set_xlabel('perplexity (lower is better)')
-    ax.set_title(f'{label}: algorithms on the same windows'); ax.legend(); fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True); tmp = out/'.algorithms.tmp.png'; fig.savefig(tmp, dpi=120); os.replace(tmp, out/'algorithms.png')
-    write_result(out, 'algorithms', record, md, 'python benchmarks/compare_algorithms.py ' + ' '.join(sys.argv[1:]))
-    print(md)
+        del m; write_all()
+
 
 if __name__ == '__main__': main()
