@@ -70,7 +70,8 @@ def main():
               f"{a.seq_len} tokens ({rows[0]['n_tokens']} scored tokens); every method calibrated on the same {a.n_samples} x "
               f"{a.calib_len} offline-prose train tokens (seed 42), with the same grid (INT4: symmetric, groups of 128; W8A8: "
               f"weights per channel, activations per token, dynamic). KLD and top-1 are against the FP32 model's next-token "
-              f"distribution on the same tokens.\n\n" + markdown_table(seed_rows, floatfmt='.2f') + "\n## Details (llmc eval positions)\n\n"
+              f"distribution on the same tokens. Peak RSS is the whole process's, which also holds the FP32 reference "
+              f"log-probabilities ({len(windows)} x {a.seq_len} x vocabulary floats).\n\n" + markdown_table(seed_rows, floatfmt='.2f') + "\n## Details (llmc eval positions)\n\n"
               + markdown_table(detail) + "\n![perplexity by method](algorithms.png)\n")
         out = Path(a.results_dir)/label
         import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
