@@ -6,22 +6,12 @@ and the GPTQ checkpoint read back as float32 and bfloat16 (isolating the kernels
 """
 import argparse, copy, sys
 from pathlib import Path
-import torch
 from quantized_llms.core import markdown_table, write_result
 from quantized_llms.models import load_model
 from quantized_llms.gptq import load_gptq_dequantized
 from quantized_llms.data import load_text, tokenize_text
 from quantized_llms.perplexity import perplexity
-
-def rtn_sym(w: torch.Tensor, bits: int = 4, group: int = 128) -> torch.Tensor:
-    "Round-to-nearest on GPTQ's symmetric grid (scale from the group's absolute maximum, zero in the middle)."
-    out, maxq = torch.empty_like(w), 2 ** bits - 1
-    for s in range(0, w.shape[1], group):
-        blk = w[:, s:s + group]
-        xmax = blk.abs().amax(1, keepdim=True).clamp_min(1e-8)
-        scale, zero = 2 * xmax / maxq, (maxq + 1) // 2
-        out[:, s:s + group] = scale * (torch.clamp(torch.round(blk / scale) + zero, 0, maxq) - zero)
-    return out
+from quantized_llms.quantizers import QuantSpec, RTN
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('gptq_dir'); ap.add_argument('--windows', type=int, default=8)
@@ -32,9 +22,7 @@ def main():
     ppl = lambda m: perplexity(m, ids, 2048, max_windows=a.windows, progress=False).ppl
     rows = [dict(variant='original float32', perplexity=ppl(fp)), dict(variant='original bfloat16', perplexity=ppl(copy.deepcopy(fp).bfloat16()))]
     rtn = copy.deepcopy(fp)
-    with torch.no_grad():
-        for m in rtn.model.layers.modules():
-            if isinstance(m, torch.nn.Linear): m.weight.copy_(rtn_sym(m.weight))
+    RTN(weight=QuantSpec(4, sym=True, granularity='per_group', group_size=128)).apply(rtn)   # GPTQ's symmetric grid
     rows.append(dict(variant='RTN W4 g128 float32', perplexity=ppl(rtn))); del rtn
     g, _ = load_gptq_dequantized(a.gptq_dir)
     rows.append(dict(variant='GPTQ W4 g128 read back as float32', perplexity=ppl(g)))
