@@ -41,3 +41,11 @@ def test_readme_commands_and_ci():
     readme = (REPO/'README.md').read_text()
     assert 'make demo' in readme and 'make test' in readme
     assert 'make test' in (REPO/'.ci'/'run').read_text()
+
+def test_docs_build(tmp_path):
+    "nbdev's docs step (as in nbdev_docs / nbdev_readme, before quarto) runs every notebook's exported and import cells."
+    _copy_project(tmp_path)
+    code = 'from nbdev.quarto import proc_nbs; from nbdev.config import get_config; proc_nbs(get_config().nbs_path)'
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, f'docs processing failed (keep imports in cells of their own):\n{r.stderr[-3000:]}'
+    assert (tmp_path/'_proc'/'05_pipeline.ipynb').is_file()
