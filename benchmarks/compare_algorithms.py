@@ -49,18 +49,6 @@ def main():
     ap.add_argument('--append', action='store_true', help='keep the rows of an earlier run with the same settings')
     a = ap.parse_args()
     command = 'python benchmarks/compare_algorithms.py ' + ' '.join(sys.argv[1:])
-    torch.manual_seed(0)
-    label = resolve_model(a.model).label
-    fp, tok = load_model(a.model, device='cpu')
-    calib = calibration_windows(tokenize_text(tok, load_text('offline-prose', 'train')), a.n_samples, a.calib_len, 42)
-    windows = eval_windows(tokenize_text(tok, load_text('offline-prose', 'test')), a.seq_len, a.max_windows)
-    ref = reference_logprobs(fp, windows)
-    rows = [dict(method='FP32', position='pretrain', **measure(fp, windows, ref), calib_seconds=0.0, peak_rss_GiB=None, command=command)]
-    print(rows[-1], flush=True)
-    out = Path(a.results_dir)/label
-    header = dict(model=a.model, label=label, eval=dict(dataset='offline-prose', split='test', seq_len=a.seq_len,
-                  windows=len(windows), tokens=rows[0]['n_tokens']), calib=dict(dataset='offline-prose', split='train',
-                  n_samples=a.n_samples, seq_len=a.calib_len, seed=42))
     methods = {
         'rtn-w4': ('RTN (INT4-g128)', lambda: RTN(weight=W4)),
         'gptq-w4': ('GPTQ (INT4-g128), ours', lambda: GPTQ(weight=W4)),
@@ -73,12 +61,27 @@ def main():
     names = {k: v[0] for k, v in methods.items()} | {'gptqmodel-w4': GPTQMODEL_ROW}
     unknown = [k for k in a.methods.split(',') if k not in names]
     if unknown: sys.exit(f"unknown methods {unknown}; available: {', '.join(names)}")
+    torch.manual_seed(0)
+    label = resolve_model(a.model).label
+    fp, tok = load_model(a.model, device='cpu')
+    calib = calibration_windows(tokenize_text(tok, load_text('offline-prose', 'train')), a.n_samples, a.calib_len, 42)
+    windows = eval_windows(tokenize_text(tok, load_text('offline-prose', 'test')), a.seq_len, a.max_windows)
+    out = Path(a.results_dir)/label
+    header = dict(model=a.model, label=label, eval=dict(dataset='offline-prose', split='test', seq_len=a.seq_len,
+                  windows=len(windows), tokens=sum(w.numel() - 1 for w in windows)), calib=dict(dataset='offline-prose',
+                  split='train', n_samples=a.n_samples, seq_len=a.calib_len, seed=42))
+    kept = []   # checked before the reference log-probabilities are computed: a mismatch stops at once
     if a.append and (old := read_result(out, 'algorithms')):
         if any(old[k] != header[k] for k in ('model', 'eval', 'calib')):
             sys.exit(f"--append: {out/'algorithms.json'} was made with other settings ({ {k: old[k] for k in ('model', 'eval', 'calib')} }); "
                      "run without --append, or with the same --max-windows/--seq-len/--n-samples/--calib-len")
         redo = {names[k] for k in a.methods.split(',')}
-        rows += [{**r, 'command': r.get('command', old['meta']['command'])} for r in old['rows'][1:] if r['method'] not in redo]
+        kept = [{**r, 'command': r.get('command', old['meta']['command'])} for r in old['rows'][1:] if r['method'] not in redo]
+    ref = reference_logprobs(fp, windows)
+    rows = [dict(method='FP32', position='pretrain', **measure(fp, windows, ref), calib_seconds=0.0, peak_rss_GiB=None, command=command)]
+    assert rows[0]['n_tokens'] == header['eval']['tokens'], (rows[0]['n_tokens'], header['eval']['tokens'])
+    print(rows[-1], flush=True)
+    rows += kept
 
     def write_all():
         record = dict(**header, rows=rows)

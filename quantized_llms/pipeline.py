@@ -132,7 +132,7 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
         if any(s in cfg.stages for s in ('baseline', 'gptq', 'gguf', 'benchmark')): summarize(cfg)
     return records
 
-# %% ../nbs/05_pipeline.ipynb #62f9a7dc
+# %% ../nbs/05_pipeline.ipynb #51743755
 def benchmark_scores(bench: Optional[dict]) -> dict:
     "{stage or 'GGUF <type>': {'<task> <metric>': value}} for the top-level tasks of a benchmark record."
     out = {}
@@ -144,21 +144,20 @@ def benchmark_scores(bench: Optional[dict]) -> dict:
 def summary_rows(results_dir) -> list:
     "One row per variant (original, GPTQ, each GGUF type) from a model's result files, with its lm-eval scores."
     rows = []
-    load = lambda n: read_result(results_dir, n)
-    if (b := load('baseline')):
+    if (b := read_result(results_dir, 'baseline')):
         rows.append(dict(variant=f"original ({b['variant']})", stage='baseline', perplexity=b['perplexity']['ppl'],
                          size_MB=b['model_bytes'] / 2**20, tokens=b['perplexity']['n_tokens']))
-    if (g := load('gptq')):
+    if (g := read_result(results_dir, 'gptq')):
         q = g['quant']
         rows.append(dict(variant=f"GPTQ W{q['bits']} g{q['group_size']}", stage='gptq', perplexity=g['perplexity_gptq']['ppl'],
                          size_MB=g['run']['quantized_bytes'] / 2**20, tokens=g['perplexity_gptq']['n_tokens']))
-    if (f := load('gguf')):
+    if (f := read_result(results_dir, 'gguf')):
         for t, r in f['results'].items():
             if t == 'reference': continue
             rows.append(dict(variant=f'GGUF {t}', stage='gguf', perplexity=r['ppl'], size_MB=f['bytes'][t] / 2**20,
                              tokens=r['n_tokens'], kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
                              gen_tokens_per_s=f['speed'][t]['gen_tokens_per_s']))
-    scores = benchmark_scores(load('benchmark'))
+    scores = benchmark_scores(read_result(results_dir, 'benchmark'))
     cols = list(dict.fromkeys(c for sc in scores.values() for c in sc))
     for r in rows:
         sc = scores.get(r['stage'] if r['stage'] != 'gguf' else r['variant'], {})

@@ -12,9 +12,9 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'ALGORITHMS', 'QuantSpec', 'minmax_params', 'fake_quantize', 'quantize_tensor', 'round_with_grid',
-           'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'register',
-           'Algorithm', 'get_algorithm', 'RTN']
+__all__ = ['GRANULARITIES', 'ALGORITHMS', 'QuantSpec', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor',
+           'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model',
+           'register', 'Algorithm', 'get_algorithm', 'RTN']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 GRANULARITIES = ('per_tensor', 'per_channel', 'per_group', 'per_token')
@@ -50,7 +50,17 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, maxq
     "Round `x` to the grid and map it back: what the dequantized weights of a real checkpoint hold."
     return scale * (torch.clamp(torch.round(x / scale) + zero, 0, maxq) - zero)
 
-# %% ../nbs/06_quantizers.ipynb #4cbf95c6
+# %% ../nbs/06_quantizers.ipynb #80fa4bf4
+def round_with_grid(W: torch.Tensor, spec: QuantSpec) -> tuple:
+    "Round-to-nearest on the shared grid: the rounded weight and its grid (`scale`, `zero`: outputs x groups; `g_idx`)."
+    if spec.granularity not in ('per_group', 'per_channel'):
+        raise ConfigError(f'{spec.granularity} weights have no GPTQ-format grid; use per_channel or per_group')
+    W = W.float()
+    gs = spec.group_size if spec.granularity == 'per_group' else W.shape[1]
+    S, Z = map(lambda t: torch.stack(t, 1), zip(*[minmax_params(W[:, i:i + gs], spec.bits, spec.sym) for i in range(0, W.shape[1], gs)]))
+    g_idx = torch.arange(W.shape[1]) // gs
+    return fake_quantize(W, S[:, g_idx], Z[:, g_idx], spec.maxq), dict(scale=S, zero=Z, g_idx=g_idx.int())
+
 def quantize_tensor(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     "Fake-quantize a 2-D tensor by `spec`; rows are output channels (weights) or tokens (activations)."
     shape, x2 = x.shape, x.reshape(-1, x.shape[-1]).float()
@@ -61,23 +71,8 @@ def quantize_tensor(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         s, z = minmax_params(x2, spec.bits, spec.sym)
         out = fake_quantize(x2, s[:, None], z[:, None], spec.maxq)
     else:
-        out = torch.empty_like(x2)
-        for i in range(0, x2.shape[1], spec.group_size):
-            blk = x2[:, i:i + spec.group_size]
-            s, z = minmax_params(blk, spec.bits, spec.sym)
-            out[:, i:i + spec.group_size] = fake_quantize(blk, s[:, None], z[:, None], spec.maxq)
+        out = round_with_grid(x2, spec)[0]
     return out.reshape(shape).to(x.dtype)
-
-# %% ../nbs/06_quantizers.ipynb #b6e69eef
-def round_with_grid(W: torch.Tensor, spec: QuantSpec) -> tuple:
-    "Round-to-nearest on the shared grid: the rounded weight and its grid (`scale`, `zero`: outputs x groups; `g_idx`)."
-    if spec.granularity not in ('per_group', 'per_channel'):
-        raise ConfigError(f'{spec.granularity} weights have no GPTQ-format grid; use per_channel or per_group')
-    W = W.float()
-    gs = spec.group_size if spec.granularity == 'per_group' else W.shape[1]
-    S, Z = map(lambda t: torch.stack(t, 1), zip(*[minmax_params(W[:, i:i + gs], spec.bits, spec.sym) for i in range(0, W.shape[1], gs)]))
-    g_idx = torch.arange(W.shape[1]) // gs
-    return fake_quantize(W, S[:, g_idx], Z[:, g_idx], spec.maxq), dict(scale=S, zero=Z, g_idx=g_idx.int())
 
 # %% ../nbs/06_quantizers.ipynb #0e7afbbe
 _BLOCK_PATHS = ('model.layers', 'transformer.h', 'model.decoder.layers', 'gpt_neox.layers', 'transformer.blocks')
@@ -94,7 +89,7 @@ def block_linears(block: nn.Module) -> dict:
     "The `nn.Linear` layers of one block, by name."
     return {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
 
-# %% ../nbs/06_quantizers.ipynb #0e711997
+# %% ../nbs/06_quantizers.ipynb #c0fa0d81
 class ActQuantLinear(nn.Module):
     "A linear whose input is fake-quantized on the fly by `spec` (per token: one scale per row of activations)."
     def __init__(self, linear: nn.Linear, spec: QuantSpec):
@@ -121,6 +116,12 @@ def round_block(block: nn.Module, weight: QuantSpec, act: Optional[QuantSpec] = 
         Q, grids[lin] = round_with_grid(lin.weight, weight)
         lin.weight.copy_(Q.to(lin.weight.dtype))
     if act is not None: wrap_act_quant(block, act)
+    return grids
+
+def round_model(model, weight: QuantSpec, act: Optional[QuantSpec] = None) -> dict:
+    "`round_block` on every transformer block of `model`; returns {linear: grid}."
+    grids = {}
+    for block in transformer_blocks(model): grids.update(round_block(block, weight, act))
     return grids
 
 # %% ../nbs/06_quantizers.ipynb #cce61787
@@ -151,7 +152,7 @@ def get_algorithm(name: str, **kw) -> Algorithm:
     if name not in ALGORITHMS: raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name](**kw)
 
-# %% ../nbs/06_quantizers.ipynb #1218c677
+# %% ../nbs/06_quantizers.ipynb #c2955a30
 @register('rtn')
 class RTN(Algorithm):
     @dataclass
@@ -163,5 +164,5 @@ class RTN(Algorithm):
         return {}
     def apply(self, model) -> dict:
         "Round the whole model (no data needed); returns how many linears."
-        for block in transformer_blocks(model): self.calibrate_block(block)
+        self.grids = round_model(model, self.config.weight, self.config.act)
         return dict(layers=len(self.grids))
