@@ -2,16 +2,16 @@
 the original in float32 and bfloat16, round-to-nearest W4 g128 with GPTQ's symmetric grid (what GPTQ improves on),
 and the GPTQ checkpoint read back as float32 and bfloat16 (isolating the kernels' half precision).
 
-    python benchmarks/gptq_diagnosis.py outputs/SmolLM2-135M-Instruct-GPTQ --windows 8
+    python benchmarks/gptq_diagnosis.py outputs/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct-GPTQ --windows 8
 """
 import argparse, copy, sys
 from pathlib import Path
-from quantized_llms.core import markdown_table, write_result
+from quantized_llms.core import markdown_table, write_result, QuantSpec
 from quantized_llms.models import load_model
-from quantized_llms.gptq import load_gptq_dequantized
+from quantized_llms.gptq_format import load_gptq_dequantized
 from quantized_llms.data import load_text, tokenize_text
 from quantized_llms.perplexity import perplexity
-from quantized_llms.quantizers import QuantSpec, RTN
+from quantized_llms.quantizers import round_model
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('gptq_dir'); ap.add_argument('--windows', type=int, default=8)
@@ -22,7 +22,7 @@ def main():
     ppl = lambda m: perplexity(m, ids, 2048, max_windows=a.windows, progress=False).ppl
     rows = [dict(variant='original float32', perplexity=ppl(fp)), dict(variant='original bfloat16', perplexity=ppl(copy.deepcopy(fp).bfloat16()))]
     rtn = copy.deepcopy(fp)
-    RTN(weight=QuantSpec(4, sym=True, granularity='per_group', group_size=128)).apply(rtn)   # GPTQ's symmetric grid
+    round_model(rtn, QuantSpec(4, sym=True, granularity='per_group', group_size=128))   # RTN on GPTQ's symmetric grid
     rows.append(dict(variant='RTN W4 g128 float32', perplexity=ppl(rtn))); del rtn
     g, _ = load_gptq_dequantized(a.gptq_dir)
     rows.append(dict(variant='GPTQ W4 g128 read back as float32', perplexity=ppl(g)))

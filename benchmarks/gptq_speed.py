@@ -2,7 +2,7 @@
 
 Weights of gated models cannot be fetched on an offline GPU machine, but time and memory depend only on the shapes,
 so this builds `bigcode/starcoderbase-1b`'s architecture from its published config, saves it as an fp16 checkpoint,
-and runs `quantized_llms.gptq.quantize_gptq` on it with 128 x 512 calibration tokens (the seed's setting).
+and runs the quantize stage's `gptqmodel` method on it with 128 x 512 calibration tokens (the seed's setting).
 
     python benchmarks/gptq_speed.py --shape starcoderbase-1b --out results/starcoderbase-1b-shape
 """
@@ -36,24 +36,30 @@ def main():
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     from transformers import AutoConfig, AutoModelForCausalLM
-    from quantized_llms.core import QuantConfig, atomic_write_json, atomic_write_text, markdown_table, run_metadata
-    from quantized_llms.gptq import quantize_gptq, load_gptq
+    from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, markdown_table, run_metadata, dir_size_bytes
+    from quantized_llms.methods import get_method, QuantizeJob
+    from quantized_llms.gptq_format import load_gptq
     work = Path(tempfile.mkdtemp())
     shape = dict(SHAPES[args.shape]); mt = shape.pop('model_type')
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(mt, **shape), dtype=torch.float16)
     ckpt = work/args.shape
-    model.save_pretrained(ckpt); word_tokenizer(shape['vocab_size']).save_pretrained(ckpt)
-    n_params = model.num_parameters(); del model
+    tok = word_tokenizer(shape['vocab_size'])
+    model.save_pretrained(ckpt); tok.save_pretrained(ckpt)
+    n_params = model.num_parameters()
     calib = torch.randint(2, shape['vocab_size'], (args.n_samples, args.seq_len), generator=torch.Generator().manual_seed(0))
-    qc = QuantConfig(bits=4, group_size=128, desc_act=False, sym=True, damp_percent=0.01)
-    run = quantize_gptq(str(ckpt), qc, calib, work/'out', device='cuda', backend='triton')
-    print('quantized:', run.to_dict(), flush=True)
+    qc = RunConfig.from_dict({'quant': {'method': 'gptqmodel', 'special': {'backend': 'triton'}}}).quant
+    res = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=work/'out'/f'{args.shape}-GPTQ',
+                                                       source_dir=lambda: ckpt))
+    del model
+    run = dict(output_dir=str(res.real_dir), quant_seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes,
+               peak_cuda_bytes=res.peak_cuda_bytes, source_bytes=dir_size_bytes(ckpt), quantized_bytes=dir_size_bytes(res.real_dir))
+    print('quantized:', run, flush=True)
     # load back and time a forward pass of one 512-token window; machete/marlin kernels build from sources fetched
     # online, so on an offline machine we ask for triton, then torch
     fwd, kernel = None, None
     for backend in ('triton', 'torch'):
-        try: q, _ = load_gptq(run.output_dir, device='cuda', backend=backend)
+        try: q, _ = load_gptq(run['output_dir'], device='cuda', backend=backend)
         except Exception as e: print(f'backend {backend}: {type(e).__name__}: {str(e)[:200]}'); continue
         x = calib[:1].cuda()
         with torch.no_grad():
@@ -63,15 +69,16 @@ def main():
             torch.cuda.synchronize(); fwd = (time.perf_counter() - t0) / 10
         kernel = type(q.transformer.h[0].attn.c_attn).__name__
         break
-    rec = dict(shape=args.shape, n_params=n_params, weights='random (shape of the published config)', quant=vars(qc),
-               calib=f'{args.n_samples} x {args.seq_len} random tokens', run=run.to_dict(),
+    from dataclasses import asdict
+    rec = dict(shape=args.shape, n_params=n_params, weights='random (shape of the published config)', quant=asdict(qc),
+               calib=f'{args.n_samples} x {args.seq_len} random tokens', run=run,
                forward_512_tokens_ms=round(fwd * 1000, 2) if fwd else None, kernel=kernel,
                meta=run_metadata('python benchmarks/gptq_speed.py ' + ' '.join(sys.argv[1:])))
     out = Path(args.out)
     atomic_write_json(out/'gptq_gpu.json', rec)
     row = dict(model=f'{args.shape} (random weights)', device=rec['meta']['device'], quant='GPTQ W4 g128',
-               calib=rec['calib'], quant_seconds=run.quant_seconds, peak_GPU_GiB=f'{run.peak_cuda_bytes / 2**30:.2f}',
-               size_MB_fp16=f'{run.source_bytes / 2**20:.0f}', size_MB_gptq=f'{run.quantized_bytes / 2**20:.0f}',
+               calib=rec['calib'], quant_seconds=run['quant_seconds'], peak_GPU_GiB=f"{run['peak_cuda_bytes'] / 2**30:.2f}",
+               size_MB_fp16=f"{run['source_bytes'] / 2**20:.0f}", size_MB_gptq=f"{run['quantized_bytes'] / 2**20:.0f}",
                forward_512_ms=rec['forward_512_tokens_ms'], kernel=rec['kernel'])
     atomic_write_text(out/'gptq_gpu.md', f"# GPTQ on a GPU: {args.shape} shape\n\n" + markdown_table([row]) +
                       f"\nProduced by `{rec['meta']['command']}` on {rec['meta']['device']}, {rec['meta']['time_utc']}.\n")

@@ -11,15 +11,15 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
-from .core import ConfigError, Measure, atomic_dir
-from .quantizers import (QuantSpec, Algorithm, RTN, register, minmax_params, fake_quantize, quantize_tensor,
-                                       round_model, ActQuantLinear, transformer_blocks, block_linears)
+from .core import ConfigError, Measure, QuantSpec
+from .quantizers import (minmax_params, fake_quantize, quantize_tensor, round_block, round_model,
+                                       ActQuantLinear, transformer_blocks, block_linears)
 
 # %% auto #0
-__all__ = ['AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'run_blockwise',
-           'feed_linear_inputs', 'collect_inputs', 'gar_permutation', 'gptq_quantize_weight', 'GPTQ',
-           'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ', 'smoothquant_scale',
-           'SmoothQuant', 'quantize_model', 'save_gptq_checkpoint']
+__all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
+           'Algorithm', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs', 'collect_inputs', 'RTN',
+           'gar_permutation', 'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale',
+           'TransformThenRound', 'AWQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -75,6 +75,36 @@ def linear_groups(block, hidden: torch.Tensor, kwargs: dict) -> list:
         else: by_input[key] = LinearGroup([n], norm); groups.append(by_input[key])
     return groups
 
+# %% ../nbs/07_blockwise.ipynb #5e1a2b3c
+ALGORITHMS = {}
+
+def register(name: str):
+    "Class decorator: make an algorithm available as `ALGORITHMS[name]`."
+    def deco(cls):
+        cls.name = name; ALGORITHMS[name] = cls
+        return cls
+    return deco
+
+class Algorithm:
+    "Base of the registered algorithms."
+    transforms = False          # whether it changes float weights before rounding (llmc's `transformed` position)
+    @dataclass
+    class Config: pass
+    def __init__(self, config=None, **kw):
+        self.config = config or self.Config(**kw)
+        self.grids = {}     # linear -> its integer grid, for weight-only algorithms
+    def calibrate_block(self, block, hidden: list, kwargs: list) -> dict:
+        "The engine's step: change `block` in place, return statistics."
+        raise NotImplementedError(f'{self.name} has no block step')
+    def finish(self, model) -> None:
+        "Run once after the last block."
+
+def get_algorithm(name: str, **kw) -> Algorithm:
+    "An instance of the algorithm registered as `name`, configured by `kw`."
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[name](**kw)
+
 # %% ../nbs/07_blockwise.ipynb #4a4c1607
 @torch.no_grad()
 def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: int = 8, quant_out: bool = True,
@@ -107,23 +137,47 @@ def feed_linear_inputs(block, names: list, hidden: list, kwargs: list, fn):
 
 def collect_inputs(block, names: list, hidden: list, kwargs: list, max_tokens: Optional[int] = None) -> dict:
     "Inputs of the linears `names` over all calibration batches, as (tokens x features) float32 tensors."
-    got = {n: [] for n in names}
-    feed_linear_inputs(block, names, hidden, kwargs, lambda n, x: got[n].append(x.float()))
-    out = {n: torch.cat(v) for n, v in got.items()}
-    if max_tokens:
-        idx = torch.randperm(next(iter(out.values())).shape[0], generator=torch.Generator().manual_seed(0))[:max_tokens]
-        out = {n: v[idx] for n, v in out.items()}
+    total = sum(h.shape[0] * h.shape[1] for h in hidden)
+    if not max_tokens or max_tokens >= total:
+        got = {n: [] for n in names}
+        feed_linear_inputs(block, names, hidden, kwargs, lambda n, x: got[n].append(x.float()))
+        return {n: torch.cat(v) for n, v in got.items()}
+    # a seeded sample of the tokens, kept batch by batch so the whole set never sits in memory at once
+    pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:max_tokens]
+    out, seen = {}, {n: 0 for n in names}
+    def keep(n, x):
+        lo = seen[n]; seen[n] += x.shape[0]
+        sel = (pick >= lo) & (pick < lo + x.shape[0])
+        if n not in out: out[n] = torch.empty(max_tokens, x.shape[1], device=x.device)
+        out[n][sel.to(x.device)] = x[(pick[sel] - lo).to(x.device)].float()
+    feed_linear_inputs(block, names, hidden, kwargs, keep)
     return out
+
+# %% ../nbs/07_blockwise.ipynb #5e1a2b3e
+@register('rtn')
+class RTN(Algorithm):
+    "Round-to-nearest on the shared grid (and, with `act`, per-token activation quantization: RTN W8A8)."
+    @dataclass
+    class Config:
+        weight: QuantSpec = field(default_factory=QuantSpec)
+        act: Optional[QuantSpec] = None       # e.g. QuantSpec(8, True, 'per_token') for W8A8
+    def calibrate_block(self, block, hidden=None, kwargs=None) -> dict:
+        self.grids.update(round_block(block, self.config.weight, self.config.act))
+        return {}
+    def apply(self, model) -> dict:
+        "Round the whole model (no data needed); returns how many linears."
+        self.grids = round_model(model, self.config.weight, self.config.act)
+        return dict(layers=len(self.grids))
 
 # %% ../nbs/07_blockwise.ipynb #d96d2cdc
 def gar_permutation(diag: torch.Tensor, group_size: int) -> torch.Tensor:
     "Group-aware reordering: perm[new position] = old column."
     n = diag.numel(); g = n // group_size
-    if g == 0: return torch.arange(n)
+    if g == 0: return torch.arange(n, device=diag.device)
     vals, local = torch.sort(diag[:g * group_size].view(g, group_size), dim=1, descending=True, stable=True)
     groups = torch.argsort(vals[:, 0], descending=True, stable=True)
-    perm = (local + (torch.arange(g) * group_size)[:, None])[groups].reshape(-1)
-    return torch.cat([perm, torch.arange(g * group_size, n)])
+    perm = (local + (torch.arange(g, device=diag.device) * group_size)[:, None])[groups].reshape(-1)
+    return torch.cat([perm, torch.arange(g * group_size, n, device=diag.device)])
 
 @torch.no_grad()
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
@@ -143,12 +197,12 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     if perm is not None: W, H = W[:, perm], H[perm][:, perm]
     H[range(cols), range(cols)] += damp_percent * torch.mean(torch.diag(H))
     Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
-    Q, loss, scales, zeros = torch.zeros_like(W), 0.0, [], []
+    Q, losses, scales, zeros = torch.zeros_like(W), torch.zeros_like(W), [], []
     if spec.granularity == 'per_tensor':
         s, z = minmax_params(W.reshape(1, -1), spec.bits, spec.sym); scale, zero = s.expand(rows), z.expand(rows)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
-        W1, Err1, Hinv1 = W[:, i1:i2].clone(), torch.zeros(rows, i2 - i1), Hinv[i1:i2, i1:i2]
+        W1, Err1, Hinv1 = W[:, i1:i2].clone(), torch.zeros(rows, i2 - i1, device=W.device), Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             col, w, d = i1 + i, W1[:, i], Hinv1[i, i]
             if spec.granularity != 'per_tensor' and col % gs == 0:   # as the reference: the group as W holds it now
@@ -156,28 +210,29 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
                 scales.append(scale); zeros.append(zero)
             q = fake_quantize(w, scale, zero, spec.maxq)
             Q[:, col] = q
-            loss += ((w - q) ** 2 / d ** 2).sum().item() / 2
+            losses[:, col] = (w - q) ** 2 / d ** 2 / 2      # summed once at the end: no host sync per column
             err = (w - q) / d
             W1[:, i:] -= err[:, None] @ Hinv1[i, i:][None]
             Err1[:, i] = err
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
     if perm is not None: Q = Q[:, torch.argsort(perm)]
+    loss = losses.sum().item()
     if not return_grid: return Q, loss
     if not scales: scales, zeros = [scale], [zero]
     S, Z = torch.stack(scales, 1), torch.stack(zeros, 1)
-    g_idx = torch.arange(cols) // gs
-    if order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols) // gs
+    g_idx = torch.arange(cols, device=W.device) // gs
+    if order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols, device=W.device) // gs
     elif perm is not None:      # group-aware: permuted group k holds the columns of original group perm[k * gs] // gs
-        orig = (perm[torch.arange(S.shape[1]) * gs] // gs)
+        orig = (perm[torch.arange(S.shape[1], device=W.device) * gs] // gs)
         S2, Z2 = torch.empty_like(S), torch.empty_like(Z); S2[:, orig], Z2[:, orig] = S, Z; S, Z = S2, Z2
     return Q, loss, dict(scale=S, zero=Z, g_idx=g_idx.int())
 
 # %% ../nbs/07_blockwise.ipynb #e8ef425e
 def _accumulate_hessian(block, name: str, hidden: list, kwargs: list) -> torch.Tensor:
-    n_in = block_linears(block)[name].in_features
-    H, n = torch.zeros(n_in, n_in), [0]
+    lin = block_linears(block)[name]
+    H, n = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device), [0]   # fp32, where the block runs
     def add(_, x):
-        x = x.float().cpu(); H.add_(x.T @ x); n[0] += x.shape[0]
+        x = x.float(); H.add_(x.T @ x); n[0] += x.shape[0]
     feed_linear_inputs(block, [name], hidden, kwargs, add)
     return 2 * H / max(n[0], 1)
 
@@ -234,7 +289,7 @@ def awq_search_clip(X: torch.Tensor, W: torch.Tensor, spec: QuantSpec, n_grid: i
     for g0 in range(0, W.shape[1], gs):
         Xg, Wg = X[:, g0:g0 + gs], W[:, g0:g0 + gs]
         ref, org_max = Xg @ Wg.T, Wg.abs().amax(1, keepdim=True)
-        best_err, best_max = torch.full((W.shape[0],), float('inf')), org_max.clone()
+        best_err, best_max = torch.full((W.shape[0],), float('inf'), device=W.device), org_max.clone()
         for i in range(int(max_shrink * n_grid)):
             mx = org_max * (1 - i / n_grid)
             q = quantize_tensor(Wg.clamp(-mx, mx), QuantSpec(spec.bits, spec.sym, 'per_channel'))
@@ -253,6 +308,7 @@ def fold_scale(prev: nn.Module, s: torch.Tensor):
 
 class TransformThenRound(Algorithm):
     "Algorithms that transform the float model block by block and round it at the end (AWQ, SmoothQuant)."
+    transforms = True
     def __init__(self, config=None, transform_only: bool = False, **kw):
         super().__init__(config, **kw); self.transform_only = transform_only
     @torch.no_grad()
@@ -341,46 +397,3 @@ def quantize_model(model, calib: torch.Tensor, algorithm: Algorithm, batch_size:
     "Apply a registered algorithm to `model` in place through the block-wise engine."
     algorithm.model_type = model.config.model_type
     return run_blockwise(model, calib, algorithm, batch_size, quant_out, progress)
-
-# %% ../nbs/07_blockwise.ipynb #bda4fc38
-def _pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    "Pack `32 // bits` non-negative ints per int32 along `dim`, low bits first (the inverse of `gptq.unpack_int32`)."
-    per = 32 // bits
-    q = q.to(torch.int64).movedim(dim, 0)
-    if q.shape[0] % per: raise ConfigError(f"{q.shape[0]} values do not pack {per} to an int32")
-    q = q.reshape(q.shape[0] // per, per, *q.shape[1:])
-    shifts = (torch.arange(per) * bits).view(1, per, *([1] * (q.dim() - 2)))
-    packed = (q << shifts).sum(1)
-    packed = torch.where(packed >= 2**31, packed - 2**32, packed).to(torch.int32)
-    return packed.movedim(0, dim).contiguous()
-
-def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir, desc_act: bool = False) -> Path:
-    "Write `model` (rounded by a weight-only algorithm whose `grids` are given) as a GPTQ v1 checkpoint, atomically."
-    from safetensors.torch import save_file
-    if any(isinstance(m, ActQuantLinear) for m in model.modules()):
-        raise ConfigError("activation-quantized (W8A8) models have no GPTQ format: save them fake-quant with save_checkpoint")
-    if spec.bits not in (2, 4, 8): raise ConfigError(f"GPTQ checkpoints pack 2, 4 or 8 bits, got {spec.bits}")
-    names = {m: n for n, m in model.named_modules()}
-    missing = [names[l] for b in transformer_blocks(model) for l in block_linears(b).values() if l not in grids]
-    if missing: raise ConfigError(f"no grid recorded for {missing[:3]}...: run a weight-only algorithm through quantize_model first")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if getattr(model.config, 'tie_word_embeddings', False): state.pop('lm_head.weight', None)
-    for lin, g in grids.items():
-        n = names[lin]
-        W, S, Z, gi = lin.weight.detach().float().cpu(), g['scale'].float(), g['zero'].float(), g['g_idx'].long()
-        q = torch.clamp(torch.round(W / S[:, gi] + Z[:, gi]), 0, spec.maxq)          # rows x cols integer codes
-        state.pop(f'{n}.weight')
-        state[f'{n}.qweight'] = _pack_int32(q.T, spec.bits, 0)                      # cols/per x rows
-        state[f'{n}.qzeros'] = _pack_int32((Z.T - 1).clamp(min=0), spec.bits, 1)    # v1 format stores zero - 1
-        state[f'{n}.scales'] = S.T.to(torch.float16).contiguous()
-        state[f'{n}.g_idx'] = gi.int()
-    qcfg = dict(quant_method='gptq', bits=spec.bits, group_size=spec.group_size if spec.granularity == 'per_group' else -1,
-                desc_act=desc_act, sym=spec.sym, checkpoint_format='gptq', meta=dict(quantizer=['quantized_llms']))
-    with atomic_dir(out_dir) as tmp:
-        save_file(state, str(tmp/'model.safetensors'), metadata={'format': 'pt'})
-        model.config.quantization_config = qcfg
-        try: model.config.save_pretrained(tmp)
-        finally: del model.config.quantization_config
-        (tmp/'quantize_config.json').write_text(json.dumps(qcfg, indent=2))
-        tokenizer.save_pretrained(tmp)
-    return Path(out_dir)

@@ -4,19 +4,20 @@
 
 # %% ../nbs/00_core.ipynb #568cd753
 from __future__ import annotations
-import contextlib, difflib, json, os, platform, shutil, sys, tempfile, time, typing
+import contextlib, dataclasses, difflib, json, os, platform, shutil, sys, tempfile, time, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Optional, Union
 import yaml
 
 # %% auto #0
-__all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'QUANT_METHODS', 'DTYPES', 'GGUF_TYPES', 'QuantizedLLMsError', 'ConfigError',
-           'ModelLoadError', 'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'ModelConfig',
-           'CalibConfig', 'EvalConfig', 'QuantConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict', 'RunConfig',
-           'remove_stale_temps', 'temp_prefix', 'atomic_dir', 'atomic_write_text', 'atomic_write_json',
-           'markdown_table', 'package_versions', 'run_metadata', 'write_result', 'read_result', 'Measure',
-           'dir_size_bytes']
+__all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
+           'SCHEMES', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError', 'UnsupportedArchitectureError',
+           'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig',
+           'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict', 'RunConfig', 'remove_stale_temps',
+           'temp_prefix', 'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions',
+           'run_metadata', 'write_result', 'read_result', 'Measure', 'dir_size_bytes', 'resolve_device',
+           'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -38,19 +39,64 @@ class OutputExistsError(QuantizedLLMsError, FileExistsError):
     "An output directory already holds results and overwriting was not asked for."
 
 # %% ../nbs/00_core.ipynb #2a19a7b0
-STAGES = ('baseline', 'gptq', 'gguf', 'benchmark', 'publish')
+STAGES = ('baseline', 'quantize', 'gguf', 'benchmark', 'publish')
 # lm-eval names of the first seed's tasks: the code2text group (six languages) and both code_line_description variants
 SEED_TASKS = ('code2text', 'bigbench_code_line_description_generate_until', 'bigbench_code_line_description_multiple_choice')
-BENCH_VARIANTS = ('original', 'gptq', 'gguf')
-QUANT_METHODS = ('gptq', 'rtn', 'awq', 'smoothquant')
+BENCH_VARIANTS = ('original', 'quantized', 'gguf')
 DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
 # llama.cpp file types offered by the GGUF stage (F16/BF16/F32 are the unquantized conversions)
 GGUF_TYPES = ('Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_0', 'Q4_1', 'Q4_K_S', 'Q4_K_M', 'Q5_0', 'Q5_1', 'Q5_K_S', 'Q5_K_M',
               'Q6_K', 'Q8_0', 'F16', 'BF16', 'F32')
+GRANULARITIES = ('per_tensor', 'per_channel', 'per_group', 'per_token')
+# llmc's evaluation positions, and `real`: the saved packed checkpoint read back through a serving kernel
+EVAL_POSITIONS = ('pretrain', 'transformed', 'fake_quant', 'real')
+SAVE_MODES = ('real', 'fake', 'transformed')
 
 def _check(cond, where, msg):
     if not cond: raise ConfigError(f"{where}: {msg}")
 
+def _one_of(value, known, where):
+    "Refuse `value` unless it is in `known`, suggesting the closest name."
+    if value in known: return
+    close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
+    raise ConfigError(f"{where}: unknown value {value!r}" + (f" (did you mean '{close[0]}'?)" if close else '')
+                      + f"; known: {', '.join(map(str, known))}")
+
+# %% ../nbs/00_core.ipynb #a7c1e0f2
+@dataclass
+class QuantSpec:
+    """A uniform integer grid for weights or activations: the one place bit widths and granularities are checked.
+    Weights: `per_group` (groups of `group_size` inputs), `per_channel` (one scale per output row) or `per_tensor`;
+    activations: `per_token` or `per_tensor`."""
+    bits: int = 4
+    sym: bool = True
+    granularity: str = 'per_group'
+    group_size: int = 128
+    def __post_init__(self): self.validate()
+    def validate(self, where: str = ''):
+        at = f'{where}.' if where else ''
+        _check(2 <= self.bits <= 8, f'{at}bits', f'must be 2 to 8, got {self.bits}')
+        _one_of(self.granularity, GRANULARITIES, f'{at}granularity')
+        _check(self.granularity != 'per_group' or self.group_size > 0, f'{at}group_size',
+               f'per_group needs a positive group size, got {self.group_size} (granularity per_channel is one group per row)')
+    @property
+    def maxq(self) -> int: return 2 ** self.bits - 1
+    @property
+    def tag(self) -> str:
+        "The grid in short: '4-bit g128', '8-bit per_channel', '4-bit g128 asym'."
+        g = f'g{self.group_size}' if self.granularity == 'per_group' else self.granularity
+        return f"{self.bits}-bit {g}" + ('' if self.sym else ' asym')
+
+# llm-compressor's preset names for the usual weight / activation pairs
+SCHEMES = {
+    'W4A16': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=128), act=None),
+    'W4A16_ASYM': dict(weight=dict(bits=4, sym=False, granularity='per_group', group_size=128), act=None),
+    'W8A16': dict(weight=dict(bits=8, sym=True, granularity='per_channel', group_size=128), act=None),
+    'W8A8': dict(weight=dict(bits=8, sym=True, granularity='per_channel', group_size=128),
+                 act=dict(bits=8, sym=True, granularity='per_token', group_size=128)),
+}
+
+# %% ../nbs/00_core.ipynb #2b7f6a90
 @dataclass
 class ModelConfig:
     "Which model to load and how."
@@ -61,7 +107,7 @@ class ModelConfig:
     trust_remote_code: bool = False  # off unless asked: remote code runs on your machine
     def validate(self, where='model'):
         _check(self.name.strip() != '', f'{where}.name', 'must name a model (alias, Hub id, directory or .gguf file)')
-        _check(self.dtype in DTYPES, f'{where}.dtype', f'must be one of {DTYPES}, got {self.dtype!r}')
+        _one_of(self.dtype, DTYPES, f'{where}.dtype')
         _check(self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:'), f'{where}.device',
                f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
@@ -74,13 +120,16 @@ class CalibConfig:
     n_samples: int = 128
     seq_len: int = 512
     seed: int = 42
+    batch_size: int = 8              # calibration windows per forward pass in the block-wise engine
     def validate(self, where='calib'):
         _check(self.n_samples > 0, f'{where}.n_samples', f'must be positive, got {self.n_samples}')
         _check(self.seq_len > 1, f'{where}.seq_len', f'must be at least 2, got {self.seq_len}')
+        _check(self.batch_size > 0, f'{where}.batch_size', f'must be positive, got {self.batch_size}')
 
 @dataclass
 class EvalConfig:
-    "Perplexity evaluation: non-overlapping windows of `seq_len` tokens over the joined test split."
+    """Perplexity evaluation: non-overlapping windows of `seq_len` tokens over the joined test split. `positions`: which
+    models the quantize stage measures against the original (llmc's eval positions, and `real`: the saved checkpoint)."""
     name: str = 'offline-prose'
     path: Optional[str] = None
     text_field: str = 'text'
@@ -88,34 +137,55 @@ class EvalConfig:
     seq_len: int = 2048
     batch_size: int = 1
     max_windows: Optional[int] = None  # None: the whole split
+    positions: list = field(default_factory=lambda: ['pretrain', 'transformed', 'fake_quant', 'real'])
     def validate(self, where='eval'):
         _check(self.seq_len > 1, f'{where}.seq_len', f'must be at least 2, got {self.seq_len}')
         _check(self.batch_size > 0, f'{where}.batch_size', f'must be positive, got {self.batch_size}')
         _check(self.max_windows is None or self.max_windows > 0, f'{where}.max_windows',
                f'must be positive or null, got {self.max_windows}')
+        for p in self.positions: _one_of(p, EVAL_POSITIONS, f'{where}.positions')
 
 @dataclass
 class QuantConfig:
-    "How to quantize. `extra` holds method-specific settings (llmc's `special`)."
-    method: str = 'gptq'
-    bits: int = 4
-    group_size: int = 128            # -1: one group per output channel
-    sym: bool = True
-    desc_act: bool = False           # GPTQ act-order
-    damp_percent: float = 0.01
-    gguf_type: str = 'Q4_K_M'        # the llama.cpp type the GGUF stage publishes
-    gguf_extra_types: list = field(default_factory=list)  # more types to make and compare, e.g. [Q4_K_S, Q8_0]
-    extra: dict = field(default_factory=dict)
+    """How to quantize, llmc-shaped: a registered `method`, the `weight` grid, the `act` grid (None: weight-only), and
+    method-specific settings in `special`. `scheme` names a preset pair instead of `weight`/`act` (W4A16, W8A8, ...)."""
+    method: str = 'gptqmodel'        # gptqmodel | gptq | awq | rtn | smoothquant (quantize.METHODS)
+    scheme: Optional[str] = None
+    weight: QuantSpec = field(default_factory=QuantSpec)
+    act: Optional[QuantSpec] = None
+    special: dict = field(default_factory=dict)
+    quant_out: bool = True           # llmc's quant_out: each block calibrates on the quantized blocks' outputs
+    @classmethod
+    def preprocess(cls, d: dict, where: str = 'quant') -> dict:
+        "Expand `scheme` into `weight`/`act`; giving a scheme and other grids is refused."
+        d = dict(d or {})
+        if d.get('scheme') is not None:
+            _one_of(d['scheme'], SCHEMES, f'{where}.scheme')
+            preset = SCHEMES[d['scheme']]
+            for k in ('weight', 'act'):
+                if k in d and d[k] != preset[k]:
+                    raise ConfigError(f"{where}.{k}: differs from scheme {d['scheme']} ({preset[k]}); give either the scheme "
+                                      f"or the {k} grid, not both")
+                d[k] = preset[k]
+        return d
     def validate(self, where='quant'):
-        _check(self.method in QUANT_METHODS, f'{where}.method', f'must be one of {QUANT_METHODS}, got {self.method!r}')
-        _check(self.bits in (2, 3, 4, 8), f'{where}.bits', f'must be 2, 3, 4 or 8, got {self.bits}')
-        _check(self.group_size == -1 or self.group_size > 0, f'{where}.group_size',
-               f'must be -1 (per channel) or positive, got {self.group_size}')
-        _check(0 < self.damp_percent < 1, f'{where}.damp_percent', f'must be in (0, 1), got {self.damp_percent}')
-        for t in [self.gguf_type, *self.gguf_extra_types]:
-            close = difflib.get_close_matches(str(t).upper(), GGUF_TYPES, n=1)
-            _check(t in GGUF_TYPES, f'{where}.gguf_type', f"unknown llama.cpp type {t!r}" + (f" (did you mean '{close[0]}'?)" if close else '')
-                   + f"; known: {', '.join(GGUF_TYPES)}")
+        _check(isinstance(self.method, str) and self.method, f'{where}.method', 'must name a quantization method')
+    @property
+    def tag(self) -> str:
+        "'W4 g128', 'W8A8 per_channel/per_token': the scheme in the words tables and cards use."
+        w = self.weight
+        if self.act is None: return f"W{w.bits} " + w.tag.split(' ', 1)[1]
+        return f"W{w.bits}A{self.act.bits} {w.granularity}/{self.act.granularity}"
+
+@dataclass
+class GGUFConfig:
+    "The llama.cpp files the GGUF stage makes: `type` is published, `extra_types` are made and compared too."
+    type: str = 'Q4_K_M'
+    extra_types: list = field(default_factory=list)   # e.g. [Q4_K_S, Q8_0]
+    source: str = 'original'   # original | transformed: also quantize the quantize stage's transformed weights (AWQ-scaled)
+    def validate(self, where='gguf'):
+        for t in [self.type, *self.extra_types]: _one_of(str(t).upper(), GGUF_TYPES, f'{where}.type')
+        _one_of(self.source, ('original', 'transformed'), f'{where}.source')
 
 @dataclass
 class BenchConfig:
@@ -130,25 +200,31 @@ class BenchConfig:
     gen_kwargs: dict = field(default_factory=dict)
     data_dir: Optional[str] = None    # folder of <task>.jsonl files replacing Hub datasets
     shipped_samples: Optional[bool] = None  # the samples shipped in corpus/tasks: None = only when the Hub is offline
-    gptq_loader: str = 'auto'         # kernel | dequantized | auto (kernel on GPU; on CPU the packed weights dequantized)
+    quantized_loader: str = 'auto'    # kernel | dequantized | auto (kernel on GPU; on CPU the packed weights dequantized)
     seed: int = 1234
     def validate(self, where='bench'):
-        for v in self.variants:
-            _check(v in BENCH_VARIANTS, f'{where}.variants', f"unknown variant {v!r}; known: {', '.join(BENCH_VARIANTS)}")
+        for v in self.variants: _one_of(v, BENCH_VARIANTS, f'{where}.variants')
         _check(bool(self.tasks), f'{where}.tasks', 'name at least one lm-eval task')
         _check(self.limit is None or self.limit > 0, f'{where}.limit', f'must be positive or null, got {self.limit}')
         for k, v in self.task_limits.items():
             _check(isinstance(v, int) and v > 0, f'{where}.task_limits.{k}', f'must be a positive integer, got {v!r}')
         _check(self.batch_size > 0, f'{where}.batch_size', f'must be positive, got {self.batch_size}')
-        _check(self.gptq_loader in ('auto', 'kernel', 'dequantized'), f'{where}.gptq_loader',
-               f"must be auto, kernel or dequantized, got {self.gptq_loader!r}")
+        _one_of(self.quantized_loader, ('auto', 'kernel', 'dequantized'), f'{where}.quantized_loader')
 
 @dataclass
 class SaveConfig:
-    "Where outputs go: model files under `output_dir`, tables and JSON under `results_dir`."
+    """Where outputs go: model files under `output_dir/<name>`, tables and JSON under `results_dir/<name>`; `name`
+    defaults to the model's label. `modes`: what the quantize stage writes (llmc's save modes): `real` (packed GPTQ
+    format), `fake` (dequantized float weights), `transformed` (AWQ/SmoothQuant-transformed float weights)."""
     output_dir: str = 'outputs'
     results_dir: str = 'results'
+    name: Optional[str] = None
+    modes: list = field(default_factory=lambda: ['real'])
     overwrite: bool = False
+    def validate(self, where='save'):
+        for m in self.modes: _one_of(m, SAVE_MODES, f'{where}.modes')
+        _check(self.name is None or (self.name.strip() and '/' not in self.name), f'{where}.name',
+               f'must be a folder name without /, got {self.name!r}')
 
 # %% ../nbs/00_core.ipynb #66bcb81e
 def _type_ok(value, tp) -> bool:
@@ -165,20 +241,32 @@ def _type_ok(value, tp) -> bool:
 def _type_name(tp) -> str:
     return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
 
+def _dataclass_of(tp):
+    "The dataclass a field holds (also inside Optional[...]), or None."
+    if dataclasses.is_dataclass(tp): return tp
+    if typing.get_origin(tp) is Union:
+        return next((a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)), None)
+    return None
+
 def section_from_dict(cls, d, where):
-    "Build dataclass `cls` from mapping `d`, naming `where.key` in any error."
+    "Build dataclass `cls` from mapping `d`, naming `where.key` in any error; nested dataclasses are built the same way."
     if d is None: d = {}
     if not isinstance(d, dict): raise ConfigError(f"{where}: must be a mapping of settings, got {type(d).__name__}")
+    if hasattr(cls, 'preprocess'): d = cls.preprocess(d, where)
     hints, names = typing.get_type_hints(cls), [f.name for f in fields(cls)]
+    kw = {}
     for k, v in d.items():
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(names)})"
             raise ConfigError(f"{where}.{k}: unknown setting{hint}")
-        if not _type_ok(v, hints[k]):
-            raise ConfigError(f"{where}.{k}: must be {_type_name(hints[k])}, got {v!r} ({type(v).__name__})")
-    obj = cls(**{k: (float(v) if hints[k] is float else v) for k, v in d.items()})
-    if hasattr(obj, 'validate'): obj.validate(where)
+        sub = _dataclass_of(hints[k])
+        if sub is not None and (v is not None or not _type_ok(None, hints[k])): kw[k] = section_from_dict(sub, v, f'{where}.{k}')
+        elif not _type_ok(v, hints[k]): raise ConfigError(f"{where}.{k}: must be {_type_name(hints[k])}, got {v!r} ({type(v).__name__})")
+        else: kw[k] = float(v) if hints[k] is float else v
+    try: obj = cls(**kw)
+    except ConfigError as e: raise ConfigError(f"{where}.{e}") from None   # checks in __post_init__ name the field only
+    if hasattr(obj, 'validate') and not hasattr(obj, '__post_init__'): obj.validate(where)
     return obj
 
 # %% ../nbs/00_core.ipynb #61565526
@@ -189,11 +277,13 @@ class RunConfig:
     calib: CalibConfig = field(default_factory=CalibConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
+    gguf: GGUFConfig = field(default_factory=GGUFConfig)
     save: SaveConfig = field(default_factory=SaveConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     stages: list = field(default_factory=lambda: ['baseline'])
 
-    _sections = dict(model=ModelConfig, calib=CalibConfig, eval=EvalConfig, quant=QuantConfig, bench=BenchConfig, save=SaveConfig)
+    _sections = dict(model=ModelConfig, calib=CalibConfig, eval=EvalConfig, quant=QuantConfig, gguf=GGUFConfig,
+                     bench=BenchConfig, save=SaveConfig)
 
     @classmethod
     def from_dict(cls, d: dict) -> 'RunConfig':
@@ -219,7 +309,8 @@ class RunConfig:
         if not path.is_file(): raise ConfigError(f"config file {path} does not exist: pass the path of a YAML run configuration (see configs/)")
         try: d = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-        return cls.from_dict(d or {})
+        if not d: raise ConfigError(f"config file {path} is empty: name at least the stages and the model (see configs/)")
+        return cls.from_dict(d)
 
     def to_dict(self) -> dict:
         return {'stages': list(self.stages), **{k: asdict(getattr(self, k)) for k in self._sections}}
@@ -328,7 +419,7 @@ def write_result(results_dir, name: str, record: dict, markdown: str, command: O
     "Write `name.json` (record + metadata) and `name.md` (markdown + the command) atomically under `results_dir`."
     results_dir = Path(results_dir)
     meta = run_metadata(command)
-    atomic_write_json(results_dir/f'{name}.json', {**record, 'meta': meta})
+    atomic_write_json(results_dir/f'{name}.json', {'stage': name, **record, 'meta': meta})
     atomic_write_text(results_dir/f'{name}.md', markdown.rstrip() + f"\n\nProduced by `{meta['command']}` on {meta['device']}, {meta['time_utc']}.\n")
     return results_dir/f'{name}.json'
 
@@ -336,9 +427,12 @@ def read_result(results_dir, name: str) -> Optional[dict]:
     "The record `write_result` wrote as `name.json` under `results_dir`, or None if there is none."
     p = Path(results_dir)/f'{name}.json'
     if not p.is_file(): return None
-    try: return json.loads(p.read_text())
+    try: rec = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise QuantizedLLMsError(f"{p} is not valid JSON ({e}): delete it and run the {name} stage again") from None
+    if not isinstance(rec, dict) or rec.get('stage') != name or not isinstance(rec.get('meta'), dict):
+        raise QuantizedLLMsError(f"{p} is not a {name} result (wrong shape): delete it and run the {name} stage again")
+    return rec
 
 # %% ../nbs/00_core.ipynb #5a9d975c
 class Measure:
@@ -370,3 +464,18 @@ def dir_size_bytes(path) -> int:
     "Total size of the files under `path` (or of the file itself)."
     p = Path(path)
     return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())
+
+
+def resolve_device(device: str = 'auto'):
+    "The torch device `device` names ('auto': the GPU if there is one), or an error if it names a missing GPU."
+    import torch
+    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is visible: use device 'cpu' or 'auto'")
+    return torch.device(device)
+
+def resolve_dtype(dtype: str = 'auto', device='cpu'):
+    "The torch dtype `dtype` names; 'auto' is float16 on GPUs (a T4 has no bfloat16) and float32 on the CPU."
+    import torch
+    if dtype == 'auto': return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
+    return {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}[dtype]

@@ -10,12 +10,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 import torch
-from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir
+from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, resolve_device, resolve_dtype
+from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized
 
 # %% auto #0
 __all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias', 'ModelSource',
-           'resolve_model', 'resolve_device', 'resolve_dtype', 'load_config', 'load_tokenizer', 'load_model',
-           'load_from_config', 'save_checkpoint', 'checkpoint_dir', 'tiny_config', 'tiny_model']
+           'resolve_model', 'load_config', 'load_tokenizer', 'load_model', 'load_from_config', 'save_checkpoint',
+           'checkpoint_dir', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/00a_models.ipynb #60117d2a
 SUPPORTED_ARCHITECTURES = {
@@ -88,17 +89,6 @@ def resolve_model(name: str) -> ModelSource:
         raise ModelLoadError(f"{name!r} is neither an existing path nor a Hub id like 'bigcode/starcoderbase-1b'")
     return ModelSource('hub', name, name.split('/')[-1], base_model=name)
 
-# %% ../nbs/00a_models.ipynb #7c79b855
-def resolve_device(device: str = 'auto') -> torch.device:
-    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is visible: use device 'cpu' or 'auto'")
-    return torch.device(device)
-
-def resolve_dtype(dtype: str = 'auto', device: torch.device = torch.device('cpu')) -> torch.dtype:
-    if dtype == 'auto': return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
-    return {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}[dtype]
-
 # %% ../nbs/00a_models.ipynb #176b84c8
 def _load_error(src: ModelSource, e: Exception) -> ModelLoadError:
     first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
@@ -155,8 +145,7 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
     load_config(name, revision, trust_remote_code)  # fails fast on unknown architectures
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    if src.kind == 'dir' and (Path(src.ref)/'quantize_config.json').is_file():
-        from quantized_llms.gptq import load_gptq_dequantized  # a GPTQ checkpoint: read it as a float model
+    if src.kind == 'dir' and is_gptq_checkpoint(src.ref):   # a GPTQ checkpoint: read it as a float model
         return load_gptq_dequantized(src.ref, torch_dtype, str(dev))
     try: model = AutoModelForCausalLM.from_pretrained(src.ref, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
     except (OSError, ValueError, KeyError) as e: raise _load_error(src, e) from None

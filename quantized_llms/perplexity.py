@@ -10,11 +10,11 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .core import DataError
+from .core import DataError, QuantizedLLMsError
 
 # %% auto #0
 __all__ = ['eval_windows', 'model_device', 'window_logits', 'PerplexityResult', 'perplexity', 'token_kl', 'kld_summary',
-           'next_token_agreement', 'compare_models']
+           'compare_to_reference', 'compare_models']
 
 # %% ../nbs/00c_perplexity.ipynb #15d596c5
 def eval_windows(ids: torch.Tensor, seq_len: int = 2048, max_windows: Optional[int] = None) -> torch.Tensor:
@@ -62,6 +62,9 @@ def perplexity(model, ids: torch.Tensor, seq_len: int = 2048, batch_size: int = 
                                    reduction='sum').item()
         count += batch[:, 1:].numel()
     nll = nll_sum / count
+    if not math.isfinite(nll):
+        raise QuantizedLLMsError(f"perplexity is not finite ({nll}): the model's weights are damaged or overflow in "
+                                 f"{getattr(model, 'dtype', 'its dtype')}; load it again, or evaluate in float32")
     return PerplexityResult(ppl=math.exp(nll), nll=nll, n_tokens=count, n_windows=len(windows), seq_len=seq_len)
 
 # %% ../nbs/00c_perplexity.ipynb #8e3085dd
@@ -75,20 +78,45 @@ def kld_summary(klds: list, matches: list) -> dict:
     return dict(kld_mean=kld.mean().item(), kld_median=kld.median().item(), kld_p99=torch.quantile(kld, 0.99).item(),
                 kld_max=kld.max().item(), top1_agreement=same.float().mean().item(), n_tokens=kld.numel())
 
-def next_token_agreement(ref_logits: Iterator, test_logits: Iterator) -> dict:
-    "KL(P_ref || P_test) statistics and top-1 agreement over two aligned streams of `(batch, logits)`."
-    klds, matches = [], []
-    for (b_ref, l_ref), (b_test, l_test) in zip(ref_logits, test_logits):
-        if not torch.equal(b_ref, b_test): raise ValueError('the two logit streams are not over the same tokens')
-        V = min(l_ref.shape[-1], l_test.shape[-1])  # padded vocabularies: compare the real entries
-        k, m = token_kl(torch.log_softmax(l_ref[..., :-1, :V].reshape(-1, V), -1),
-                        torch.log_softmax(l_test[..., :-1, :V].reshape(-1, V), -1))
-        klds.append(k); matches.append(m)
-    return kld_summary(klds, matches)
+def _logits(model, batch: torch.Tensor) -> torch.Tensor:
+    "float32 CPU logits of a transformers model or of anything called like one (a GGUF model)."
+    out = model(batch.to(model_device(model)))
+    return (out.logits if hasattr(out, 'logits') else out).float().cpu()
 
-def compare_models(ref_model, test_model, ids: torch.Tensor, seq_len: int = 2048, batch_size: int = 1,
-                   max_windows: Optional[int] = None, progress: bool = True) -> dict:
-    "Next-token agreement of `test_model` with `ref_model` on the same windows."
-    w = eval_windows(ids, seq_len, max_windows)
-    return next_token_agreement(window_logits(ref_model, w, batch_size, 'reference', progress),
-                                window_logits(test_model, w, batch_size, 'compared', progress))
+@torch.no_grad()
+def compare_to_reference(reference, models: dict, windows: torch.Tensor, chunk: int = 512, progress: bool = True,
+                         sources: Optional[dict] = None) -> dict:
+    """Perplexity of `reference` and of each of `models` on the same windows, with each one's KL divergence and top-1
+    agreement with `reference` per scored token (llama.cpp's `perplexity --kl-divergence`). One window and one model at
+    a time, log-probabilities in chunks of `chunk` tokens: memory holds two windows' logits, not the vocabulary times
+    every token and model. A non-finite result is an error naming the model (and its files, from `sources`)."""
+    nll = dict.fromkeys(['reference', *models], 0.0); kl = {n: ([], []) for n in models}; count = 0
+    for w in tqdm(windows, desc='compare', disable=not progress, leave=False):
+        w = w.reshape(1, -1); tgt = w[0, 1:]
+        ref = _logits(reference, w)[0, :-1]
+        nll['reference'] += sum(F.cross_entropy(ref[i:i + chunk], tgt[i:i + chunk], reduction='sum').item()
+                                for i in range(0, len(tgt), chunk))
+        for n, m in models.items():
+            out = _logits(m, w)[0, :-1]
+            V = min(ref.shape[-1], out.shape[-1])     # padded vocabularies: compare the real entries
+            for i in range(0, len(tgt), chunk):
+                lp_ref, lp = (torch.log_softmax(x[i:i + chunk, :V], -1) for x in (ref, out))
+                nll[n] += F.nll_loss(lp, tgt[i:i + chunk], reduction='sum').item()
+                k, same = token_kl(lp_ref, lp)
+                kl[n][0].append(k); kl[n][1].append(same)
+            del out
+        count += tgt.numel()
+    res = {'reference': dict(ppl=math.exp(nll['reference'] / count) if math.isfinite(nll['reference']) else math.nan, n_tokens=count)}
+    for n in models: res[n] = dict(ppl=math.exp(nll[n] / count) if math.isfinite(nll[n]) else math.nan, **kld_summary(*kl[n]))
+    for n, r in res.items():
+        if not all(math.isfinite(v) for v in r.values()):
+            where = (sources or {}).get(n)
+            raise QuantizedLLMsError(f"{n}: perplexity or KL divergence is not finite ({r['ppl']}): the model"
+                                     + (f" at {where}" if where else '') + " is damaged or overflows in its dtype; "
+                                     "make it again, or evaluate in float32 (model.dtype)")
+    return res
+
+def compare_models(ref_model, test_model, ids: torch.Tensor, seq_len: int = 2048, max_windows: Optional[int] = None,
+                   progress: bool = True) -> dict:
+    "Perplexity, KL divergence and top-1 agreement of `test_model` against `ref_model` on the same windows."
+    return compare_to_reference(ref_model, {'test': test_model}, eval_windows(ids, seq_len, max_windows), progress=progress)['test']

@@ -8,15 +8,21 @@ import argparse, contextlib, fcntl, itertools, json, os, sys, time
 from pathlib import Path
 from typing import Optional
 import torch
-from .core import RunConfig, QuantizedLLMsError, ConfigError, atomic_write_json, atomic_write_text, markdown_table, read_result, write_result
-from .models import load_from_config, resolve_model
+from .core import (RunConfig, QuantizedLLMsError, ConfigError, atomic_write_json, atomic_write_text,
+                                 markdown_table, read_result, write_result)
+from .models import load_from_config
 from .data import load_text, tokenize_text
 from .perplexity import perplexity
+from .runs import RunLayout
+from .quantize import run_quantize, check_quantize
+from .gguf import run_gguf
+from .hub import run_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'STAGE_INPUTS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'finished_record', 'run_lock',
-           'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'main', 'yaml_value',
-           'sweep_configs', 'pipeline_notebook', 'run_batch']
+__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'run',
+           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'parse_assignments',
+           'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch', 'run_batch',
+           'write_algorithm_table']
 
 # %% ../nbs/05_pipeline.ipynb #f2536c78
 def model_size_bytes(model) -> int:
@@ -24,8 +30,8 @@ def model_size_bytes(model) -> int:
     return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
 
 def run_baseline(cfg: RunConfig, command: Optional[str] = None) -> dict:
-    "Perplexity of the unquantized model; writes `baseline.json`/`.md` under `results_dir/<model>`."
-    src = resolve_model(cfg.model.name)
+    "Perplexity of the unquantized model; writes `baseline.json`/`.md` under `results_dir/<name>`."
+    lay = RunLayout(cfg); src = lay.source
     t0 = time.time()
     model, tok = load_from_config(cfg.model)
     load_s = time.time() - t0
@@ -33,7 +39,7 @@ def run_baseline(cfg: RunConfig, command: Optional[str] = None) -> dict:
     ids = tokenize_text(tok, text)
     t0 = time.time()
     ppl = perplexity(model, ids, cfg.eval.seq_len, cfg.eval.batch_size, cfg.eval.max_windows)
-    record = dict(stage='baseline', model=cfg.model.name, base_model=src.base_model, variant=str(model.dtype).replace('torch.', ''),
+    record = dict(model=cfg.model.name, base_model=src.base_model, variant=str(model.dtype).replace('torch.', ''),
                   eval_dataset=cfg.eval.path or cfg.eval.name, eval_split=cfg.eval.split, text_tokens=ids.numel(),
                   perplexity=ppl.to_dict(), model_bytes=model_size_bytes(model), n_params=model.num_parameters(),
                   load_seconds=round(load_s, 2), eval_seconds=round(time.time() - t0, 2), config=cfg.to_dict())
@@ -41,87 +47,54 @@ def run_baseline(cfg: RunConfig, command: Optional[str] = None) -> dict:
                windows=ppl.n_windows, tokens=ppl.n_tokens, perplexity=round(ppl.ppl, 4),
                size_MB=round(record['model_bytes'] / 2**20, 1))
     md = f"# {src.label}: baseline perplexity\n\n" + markdown_table([row])
-    write_result(Path(cfg.save.results_dir)/src.label, 'baseline', record, md, command)
+    write_result(lay.results, 'baseline', record, md, command)
     return record
 
 # %% ../nbs/05_pipeline.ipynb #89bab399
-from .gptq import run_gptq
-from .gguf import run_gguf
-from .hub import run_publish
 def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
     "The benchmark stage (imported when used: it needs the `eval` extra, lm-eval)."
     from quantized_llms.benchmark import run_benchmark as _run
     return _run(cfg, command)
 
-STAGE_RUNNERS = {'baseline': run_baseline, 'gptq': run_gptq, 'gguf': run_gguf, 'benchmark': run_benchmark, 'publish': run_publish}
+STAGE_RUNNERS = {'baseline': run_baseline, 'quantize': run_quantize, 'gguf': run_gguf, 'benchmark': run_benchmark, 'publish': run_publish}
 
-# The settings each stage's result depends on: a change elsewhere (another GGUF type, say) does not redo GPTQ.
-STAGE_INPUTS = {
-    'baseline': ('model', 'eval'),
-    'gptq': ('model', 'calib', 'eval', 'quant.bits', 'quant.group_size', 'quant.sym', 'quant.desc_act', 'quant.damp_percent'),
-    'gguf': ('model', 'eval', 'quant.gguf_type', 'quant.gguf_extra_types'),
-    'benchmark': ('model', 'bench', 'calib', 'quant.bits', 'quant.group_size', 'quant.sym', 'quant.desc_act',
-                  'quant.damp_percent', 'quant.gguf_type'),
-}
-
-def _pick(d: dict, dotted: str):
-    for k in dotted.split('.'): d = (d or {}).get(k)
-    return d
-
-def _same_config(a: dict, b: dict, stage: str) -> bool:
-    return all(_pick(a, k) == _pick(b, k) for k in STAGE_INPUTS.get(stage, ('model', 'calib', 'eval', 'quant')))
-
-def _upstream(cfg: RunConfig, stage: str) -> list:
-    "The stages whose model files `stage` reads: the benchmark reads the GPTQ checkpoint and the GGUF file it scores."
-    if stage != 'benchmark': return []
-    return [s for s in ('gptq', 'gguf') if s in cfg.bench.variants]
-
-def _read_record(cfg: RunConfig, stage: str) -> Optional[dict]:
-    try: return read_result(Path(cfg.save.results_dir)/resolve_model(cfg.model.name).label, stage)
-    except QuantizedLLMsError: return None   # unreadable: not finished, the stage runs again and replaces it
-
-def finished_record(cfg: RunConfig, stage: str) -> Optional[dict]:
-    "The stage's result record if it finished with this configuration after the stages it reads from, else None."
-    rec = _read_record(cfg, stage)
-    if rec is None or not _same_config(rec.get('config', {}), cfg.to_dict(), stage): return None
-    if not _outputs_present(stage, rec): return None  # results copied without the model files are not finished
-    for up in _upstream(cfg, stage):   # as make does: outputs older than what they were computed from are redone
-        if _read_record(cfg, up) is None: continue   # never made: that variant failed, and would fail again
-        if (u := finished_record(cfg, up)) is None or u['meta']['time_utc'] > rec['meta']['time_utc']: return None
-    return rec
-
-def _outputs_present(stage: str, rec: dict) -> bool:
-    "Whether the model files a stage's record points to are still there."
-    if stage == 'gptq':
-        from quantized_llms.gptq import is_gptq_checkpoint
-        return is_gptq_checkpoint(rec['run']['output_dir'])
-    if stage == 'gguf': return all(Path(f).is_file() for f in rec['files'].values())
-    return True
+def check_run(cfg: RunConfig) -> list:
+    "Refuse, before any work, what the stages of `cfg` cannot do; return warnings."
+    lay, warnings = RunLayout(cfg), []    # an unknown method or model stops here
+    if 'quantize' in cfg.stages: warnings += check_quantize(cfg)
+    if 'gguf' in cfg.stages and cfg.gguf.source == 'transformed':
+        if not lay.method.transforms:
+            raise ConfigError(f"gguf.source: {cfg.quant.method} does not transform the float weights; use awq or smoothquant, or source: original")
+        if 'transformed' not in cfg.save.modes:
+            raise ConfigError("gguf.source: transformed needs the quantize stage to write them: add transformed to save.modes")
+    if 'benchmark' in cfg.stages:
+        from quantized_llms.benchmark import check_benchmark
+        check_benchmark(cfg)
+    return warnings
 
 @contextlib.contextmanager
 def run_lock(cfg: RunConfig):
-    "Hold an exclusive lock on the model's results directory, or refuse at once."
-    d = Path(cfg.save.results_dir)/resolve_model(cfg.model.name).label
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d/'.lock', 'w') as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish or use another save.results_dir") from None
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    "Hold exclusive locks on the run's results and model-file folders, or refuse at once."
+    lay, held = RunLayout(cfg), []
+    try:
+        for d in dict.fromkeys([lay.results, lay.outputs]):
+            d.mkdir(parents=True, exist_ok=True)
+            f = open(d/'.lock', 'w'); held.append(f)
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish, or set save.name, "
+                                         f"save.results_dir or save.output_dir to other folders") from None
+        yield lay
+    finally:
+        for f in held: f.close()
 
 def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> dict:
     "Run every stage in `cfg.stages` in order, skipping finished ones when `resume`; returns each stage's record."
-    missing = [s for s in cfg.stages if s not in STAGE_RUNNERS]
-    if missing: raise ConfigError(f"stages: {missing} are not available in this version; available: {list(STAGE_RUNNERS)}")
-    if 'benchmark' in cfg.stages:   # bad task names or missing task data stop the run before any work
-        import tempfile
-        from quantized_llms.tasks import local_task_dir
-        with tempfile.TemporaryDirectory() as d: local_task_dir(cfg.bench.tasks, d, cfg.bench.data_dir, cfg.bench.shipped_samples)
+    for w in check_run(cfg): print(f"warning: {w}", flush=True)
     records = {}
-    with run_lock(cfg):
+    with run_lock(cfg) as lay:
         for i, stage in enumerate(cfg.stages, 1):
-            done = finished_record(cfg, stage) if resume and stage != 'publish' else None
+            done = lay.finished(stage) if resume and stage != 'publish' else None
             if done is not None:
                 print(f"[{i}/{len(cfg.stages)}] {stage}: finished earlier, skipped", flush=True)
                 records[stage] = {**done, 'skipped': True}; continue
@@ -129,28 +102,32 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
             t0 = time.time()
             records[stage] = STAGE_RUNNERS[stage](cfg, command)
             print(f"[{i}/{len(cfg.stages)}] {stage}: done in {time.time() - t0:.0f} s", flush=True)
-        if any(s in cfg.stages for s in ('baseline', 'gptq', 'gguf', 'benchmark')): summarize(cfg)
+        if any(s in cfg.stages for s in ('baseline', 'quantize', 'gguf', 'benchmark')): summarize(cfg)
     return records
 
 # %% ../nbs/05_pipeline.ipynb #51743755
 def benchmark_scores(bench: Optional[dict]) -> dict:
-    "{stage or 'GGUF <type>': {'<task> <metric>': value}} for the top-level tasks of a benchmark record."
+    "{stage or 'GGUF <file key>': {'<task> <metric>': value}} for the top-level tasks of a benchmark record."
     out = {}
     for v in (bench or {}).get('variants', []):
-        key = {'original': 'baseline', 'gptq': 'gptq'}.get(v['variant'], f"GGUF {bench['config']['quant']['gguf_type']}")
+        key = f"GGUF {v['key']}" if 'key' in v else {'original': 'baseline', 'quantized': 'quantize'}.get(v['variant'])
+        if key is None: continue      # a variant this version does not make (a record of an older version)
         out[key] = {f"{r['task']} {r['metric']}": r['value'] for r in v.get('rows') or [] if not r.get('in_group')}
     return out
 
 def summary_rows(results_dir) -> list:
-    "One row per variant (original, GPTQ, each GGUF type) from a model's result files, with its lm-eval scores."
+    "One row per variant (original, the quantized checkpoint, each GGUF file) from a run's result files, with its lm-eval scores."
     rows = []
     if (b := read_result(results_dir, 'baseline')):
         rows.append(dict(variant=f"original ({b['variant']})", stage='baseline', perplexity=b['perplexity']['ppl'],
                          size_MB=b['model_bytes'] / 2**20, tokens=b['perplexity']['n_tokens']))
-    if (g := read_result(results_dir, 'gptq')):
-        q = g['quant']
-        rows.append(dict(variant=f"GPTQ W{q['bits']} g{q['group_size']}", stage='gptq', perplexity=g['perplexity_gptq']['ppl'],
-                         size_MB=g['run']['quantized_bytes'] / 2**20, tokens=g['perplexity_gptq']['n_tokens']))
+    if (q := read_result(results_dir, 'quantize')):
+        pos = next(p for p in ('real', 'fake_quant') if p in q['positions'])
+        size = (q['outputs'].get('real') or q['outputs'].get('fake') or {}).get('bytes')
+        r = q['positions'][pos]
+        rows.append(dict(variant=f"{q['method_title']} {q['scheme']}", stage='quantize', perplexity=r['ppl'],
+                         size_MB=size / 2**20 if size else None, tokens=r['n_tokens'], kld_mean=r['kld_mean'],
+                         top1_agreement=r['top1_agreement']))
     if (f := read_result(results_dir, 'gguf')):
         for t, r in f['results'].items():
             if t == 'reference': continue
@@ -169,7 +146,7 @@ def plot_quality_vs_size(rows: list, path, title: str = '') -> Path:
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
+    for r in [r for r in rows if r.get('size_MB')]:
         ax.scatter(r['size_MB'], r['perplexity'], s=40)
         ax.annotate(r['variant'], (r['size_MB'], r['perplexity']), textcoords='offset points', xytext=(5, 5), fontsize=8)
     ax.set_xlabel('size on disk (MiB)'); ax.set_ylabel('perplexity (lower is better)'); ax.set_title(title); ax.grid(alpha=.3)
@@ -180,8 +157,8 @@ def plot_quality_vs_size(rows: list, path, title: str = '') -> Path:
 
 def summarize(cfg: RunConfig) -> list:
     "Write `summary.md`, `summary.json` and `summary.png` for the configured model from its result files."
-    label = resolve_model(cfg.model.name).label
-    d = Path(cfg.save.results_dir)/label
+    lay = RunLayout(cfg)
+    d, label = lay.results, lay.name
     rows = summary_rows(d)
     if not rows: return rows
     atomic_write_json(d/'summary.json', rows)
@@ -200,54 +177,84 @@ def summarize(cfg: RunConfig) -> list:
     return rows
 
 # %% ../nbs/05_pipeline.ipynb #1609d007
-def main(argv: Optional[list] = None) -> int:
-    "Command-line entry point: `quantized-llms run CONFIG.yaml` and `quantized-llms batch CONFIG.yaml --sweep key=v1,v2`."
-    p = argparse.ArgumentParser(prog='quantized-llms', description='Quantize, benchmark and publish causal LMs.')
-    sub = p.add_subparsers(dest='cmd', required=True)
-    r = sub.add_parser('run', help='run the stages of a YAML configuration')
-    r.add_argument('config', help='path of the YAML run configuration (see configs/)')
-    r.add_argument('--results-dir', help='override save.results_dir')
-    r.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. gptq,gguf")
-    r.add_argument('--no-resume', action='store_true', help='run finished stages again')
-    b = sub.add_parser('batch', help='run the pipeline notebook with papermill over a sweep of settings')
-    b.add_argument('config'); b.add_argument('--sweep', action='append', default=[], help='key=v1,v2 (e.g. quant.bits=4,8); repeatable')
-    b.add_argument('--runs-dir', default='results/runs')
-    args = p.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = RunConfig.from_yaml(args.config)
-        if args.cmd == 'batch':
-            sweep = {k: [yaml_value(v) for v in vs.split(',')] for k, vs in (s.split('=', 1) for s in args.sweep)}
-            summary = run_batch(cfg, sweep, args.runs_dir)
-            print(markdown_table(summary['runs'])); return 0 if not summary['failed'] else 1
-        if args.results_dir: cfg.save.results_dir = args.results_dir
-        if args.stages: cfg = RunConfig.from_dict({**cfg.to_dict(), 'stages': args.stages.split(',')})
-        records = run(cfg, command='quantized-llms ' + ' '.join(argv), resume=not args.no_resume)
-    except QuantizedLLMsError as e:
-        print(f'error: {e}', file=sys.stderr); return 2
-    rows = summary_rows(Path(cfg.save.results_dir)/resolve_model(cfg.model.name).label)
-    if rows: print(markdown_table([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]))
-    return 0
-
 def yaml_value(s: str):
     import yaml
     return yaml.safe_load(s)
 
-# %% ../nbs/05_pipeline.ipynb #6a2e76f6
 def _set(d: dict, dotted: str, value):
     keys = dotted.split('.'); cur = d
     for k in keys[:-1]: cur = cur.setdefault(k, {})
     cur[keys[-1]] = value
 
+def parse_assignments(items: list, flag: str, many: bool = False) -> dict:
+    "{key: value} (or {key: [values]} with `many`) from 'key=value' strings, refusing malformed ones."
+    out = {}
+    for it in items:
+        if '=' not in it or not it.split('=', 1)[0].strip():
+            raise ConfigError(f"{flag} {it!r}: write key=value" + (',value2,...' if many else '') + " (e.g. quant.method=awq)")
+        k, v = it.split('=', 1)
+        out[k.strip()] = [yaml_value(x) for x in v.split(',')] if many else yaml_value(v)
+    return out
+
+def apply_settings(cfg: RunConfig, settings: dict) -> RunConfig:
+    "`cfg` with dotted keys replaced (`quant.method: awq`), validated again; a scheme replaces the weight/act grids."
+    d = cfg.to_dict()
+    for k, v in settings.items():
+        if k == 'quant.scheme': d['quant'].pop('weight', None); d['quant'].pop('act', None)
+        _set(d, k, v)
+    return RunConfig.from_dict(d)
+
+def main(argv: Optional[list] = None) -> int:
+    "Command-line entry point: `quantized-llms run CONFIG.yaml` and `quantized-llms batch CONFIG.yaml --sweep key=v1,v2`."
+    p = argparse.ArgumentParser(prog='quantized-llms', description='Quantize, benchmark and publish causal LMs.')
+    sub = p.add_subparsers(dest='cmd', required=True)
+    r = sub.add_parser('run', help='run the stages of a YAML configuration')
+    b = sub.add_parser('batch', help='run the pipeline notebook with papermill over a sweep of settings')
+    for x in (r, b):
+        x.add_argument('config', help='path of the YAML run configuration (see configs/)')
+        x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
+        x.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a setting, e.g. quant.method=awq; repeatable')
+        x.add_argument('--debug', action='store_true', help='show the traceback of an error')
+    r.add_argument('--results-dir', help='override save.results_dir')
+    r.add_argument('--no-resume', action='store_true', help='run every stage again, finished or not')
+    b.add_argument('--sweep', action='append', default=[], metavar='KEY=V1,V2', help='e.g. quant.method=rtn,awq; repeatable (all combinations)')
+    b.add_argument('--skip-unsupported', action='store_true', help='skip combinations a method cannot do instead of refusing the batch')
+    b.add_argument('--runs-dir', default='results/runs')
+    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = 'quantized-llms ' + ' '.join(argv)
+    try:
+        cfg = RunConfig.from_yaml(args.config)
+        settings = parse_assignments(args.set, '--set')
+        if args.stages: settings['stages'] = args.stages.split(',')
+        if getattr(args, 'results_dir', None): settings['save.results_dir'] = args.results_dir
+        cfg = apply_settings(cfg, settings)
+        if args.cmd == 'batch':
+            summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
+                                skip_unsupported=args.skip_unsupported, command=command)
+            print(markdown_table(summary['runs']))
+            if summary.get('algorithms'): print(f"algorithm table: {summary['algorithms']}")
+            return 0 if not summary['failed'] else 1
+        run(cfg, command=command, resume=not args.no_resume)
+    except Exception as e:
+        if args.debug: raise
+        user = isinstance(e, QuantizedLLMsError)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"error: {first}" if user else f"error: {type(e).__name__}: {first} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 2 if user else 1
+    rows = summary_rows(RunLayout(cfg).results)
+    if rows: print(markdown_table([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]))
+    return 0
+
+# %% ../nbs/05_pipeline.ipynb #6a2e76f6
 def sweep_configs(cfg: RunConfig, sweep: dict) -> list:
-    "(run id, RunConfig) for every combination of the sweep's values (keys like 'quant.bits'); each is validated."
-    keys = list(sweep)
-    out = []
+    "(run id, RunConfig) for every combination of the sweep's values (keys like 'quant.method'); each is validated."
+    keys, out = list(sweep), []
     for values in itertools.product(*(sweep[k] for k in keys)):
-        d = cfg.to_dict()
-        for k, v in zip(keys, values): _set(d, k, v)
         rid = '_'.join(f"{k.split('.')[-1]}-{Path(str(v)).name}" for k, v in zip(keys, values)) or 'run'
-        out.append((rid, RunConfig.from_dict(d)))
+        try: out.append((rid, apply_settings(cfg, dict(zip(keys, values)))))
+        except ConfigError as e: raise ConfigError(f"--sweep {rid}: {e}") from None
     return out
 
 def pipeline_notebook() -> Path:
@@ -257,14 +264,31 @@ def pipeline_notebook() -> Path:
         if p.is_file(): return p
     raise QuantizedLLMsError('nbs/05_pipeline.ipynb not found: run batches from a clone of the repository')
 
-def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3') -> dict:
+def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = False) -> list:
+    "[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs."
+    plan = []
+    for rid, c in sweep_configs(cfg, sweep):
+        c.save.results_dir = str(Path(runs_dir)/rid/'results')
+        c.save.output_dir = str(Path(cfg.save.output_dir)/'runs'/rid)    # each run's model files apart
+        try: check_run(c)
+        except ConfigError as e:
+            if not skip_unsupported: raise ConfigError(f"batch run {rid}: {e} (or pass --skip-unsupported)") from None
+            plan.append((rid, c, dict(run=rid, status='skipped', seconds=0.0, error=str(e)[:200]))); continue
+        except QuantizedLLMsError as e:    # e.g. a model that cannot be loaded: that run fails alone
+            plan.append((rid, c, dict(run=rid, status='failed', seconds=0.0, error=str(e)[:200]))); continue
+        plan.append((rid, c, None))
+    return plan
+
+def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
+              skip_unsupported: bool = False, command: Optional[str] = None) -> dict:
     "Execute the pipeline notebook for each sweep combination; continue past failures; aggregate all runs."
     import papermill as pm
-    import yaml
-    runs_dir = Path(runs_dir); runs = []
-    for rid, c in sweep_configs(cfg, sweep):  # all validated before any work
+    from quantized_llms.hub import assert_no_token
+    runs_dir = Path(runs_dir)
+    runs = []
+    for rid, c, refused in plan_batch(cfg, sweep, runs_dir, skip_unsupported):
+        if refused: runs.append(refused); continue
         d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
-        c.save.results_dir = str(d/'results')
         atomic_write_text(d/'config.yaml', c.to_yaml())
         t0 = time.time()
         try:
@@ -272,7 +296,6 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=Non
                                 parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str((d/'results').resolve()),
                                                 run_examples=False),
                                 progress_bar=False, cwd=str(d))
-            from quantized_llms.hub import assert_no_token
             assert_no_token([d])  # executed notebooks keep their outputs: a printed token would stay in them
             runs.append(dict(run=rid, status='ok', seconds=round(time.time() - t0, 1), error=''))
         except Exception as e:
@@ -282,10 +305,60 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=Non
     for r in runs:
         for res in sorted((runs_dir/r['run']/'results').glob('*')):
             for row in summary_rows(res): rows.append(dict(run=r['run'], model=res.name, **row))
-    summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] != 'ok'])
+    summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'])
+    quantized = {r['run']: rec for r in runs if r['status'] == 'ok' for res in (runs_dir/r['run']/'results').glob('*')
+                 if (rec := read_result(res, 'quantize'))}
+    if quantized:
+        summary['algorithms'] = str(write_algorithm_table(quantized, RunLayout(cfg).results, command))
     atomic_write_json(runs_dir/'summary.json', summary)
     show = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     atomic_write_text(runs_dir/'summary.md', '# Batch runs\n\n' + markdown_table(runs) + '\n' + markdown_table(show)
                       + ('\n![perplexity against size](summary.png)\n' if rows else ''))
     if rows: plot_quality_vs_size([{**r, 'variant': f"{r['run']}: {r['variant']}"} for r in rows], runs_dir/'summary.png', 'batch runs')
     return summary
+
+# %% ../nbs/05_pipeline.ipynb #4c3d2e11
+def _headline(rec: dict) -> str: return 'real' if 'real' in rec['positions'] else 'fake_quant'
+
+def write_algorithm_table(records: dict, out_dir, command: Optional[str] = None) -> Path:
+    "results/<name>/algorithms.{json,md,png} from {run id: quantize record} measured on the same windows."
+    first = next(iter(records.values()))
+    same = lambda r: (r['model'], r['eval'], r['config']['calib']) == (first['model'], first['eval'], first['config']['calib'])
+    if not all(same(r) for r in records.values()):
+        raise QuantizedLLMsError("the runs were measured on different models, windows or calibration data: their numbers do not compare")
+    fp = first['positions']['pretrain']
+    detail = [dict(method='original', scheme=first['config']['model']['dtype'], position='pretrain', perplexity=fp['ppl'],
+                   kld_mean=0.0, top1_agreement=1.0, size_MiB=first['source_bytes'] / 2**20, calib_s=0.0, peak_rss_GiB=None, run='')]
+    for rid, rec in records.items():
+        for pos, r in rec['positions'].items():
+            if pos == 'pretrain': continue
+            out = rec['outputs'].get({'real': 'real', 'transformed': 'transformed'}.get(pos, 'fake')) or {}
+            detail.append(dict(method=rec['method_title'], scheme=rec['scheme'], position=pos, perplexity=r['ppl'],
+                               kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
+                               size_MiB=out['bytes'] / 2**20 if out.get('bytes') else None, calib_s=rec['run']['seconds'],
+                               peak_rss_GiB=round(rec['run']['peak_rss_bytes'] / 2**30, 2), run=rid))
+    head = [detail[0]] + [d for d in detail[1:] if d['position'] == _headline(records[d['run']])]
+    label = first['label']
+    ev, c = first['eval'], first['config']['calib']
+    fmt = lambda d: {**d, 'perplexity': f"{d['perplexity']:.4f}", 'kld_mean': f"{d['kld_mean']:.5f}",
+                     'top1_agreement': f"{100 * d['top1_agreement']:.2f}%", 'size_MiB': f"{d['size_MiB']:.1f}" if d['size_MiB'] else '—'}
+    md = (f"# {label}: quantization algorithms on the same data\n\nPerplexity on {ev['dataset']} ({ev['split']}), {ev['windows']} "
+          f"windows of {ev['seq_len']} tokens ({ev['tokens']} scored tokens); every method calibrated on the same {c['n_samples']} x "
+          f"{c['seq_len']} tokens of {first['calib_dataset']} (seed {c['seed']}). KLD and top-1 are against the original's "
+          f"next-token distribution on the same tokens. Each method's row is its packed checkpoint read back through "
+          f"GPTQModel's kernel (`real`) where it has one, else its fake-quant weights.\n\n"
+          + markdown_table([{'PPL': f"{d['method']} ({d['scheme']})" if d['run'] else f"original ({d['scheme']})",
+                             label: round(d['perplexity'], 2)} for d in head], floatfmt='.2f')
+          + "\n## Details (llmc eval positions)\n\n" + markdown_table([fmt(d) for d in detail])
+          + "\n![perplexity by method](algorithms.png)\n")
+    out_dir = Path(out_dir)
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(head) + 1.5))
+    names = [f"{d['method']} ({d['scheme']})" for d in head[1:]]
+    ax.barh(names[::-1], [d['perplexity'] for d in head[1:]][::-1], color='tab:blue')
+    ax.axvline(fp['ppl'], color='k', ls='--', lw=1, label='original'); ax.set_xlabel('perplexity (lower is better)')
+    ax.set_title(f'{label}: methods on the same windows'); ax.legend(); fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True); tmp = out_dir/'.algorithms.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
+    os.replace(tmp, out_dir/'algorithms.png')
+    return write_result(out_dir, 'algorithms', dict(model=first['model'], label=label, eval=ev, calib=c, rows=detail,
+                                                   runs={rid: r['meta']['command'] for rid, r in records.items()}), md, command)

@@ -49,3 +49,31 @@ def test_docs_build(tmp_path):
     r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, f'docs processing failed (keep imports in cells of their own):\n{r.stderr[-3000:]}'
     assert (tmp_path/'_proc'/'05_pipeline.ipynb').is_file()
+
+def _imports(path: Path) -> set:
+    "The quantized_llms modules a module imports, at the top or inside functions."
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mod = node.module if node.level == 0 else 'quantized_llms.' + node.module
+            if node.level and not node.module: mod = None
+            if mod and mod.startswith('quantized_llms.'): out.add(mod.split('.')[1])
+            elif node.level and not node.module: out |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('quantized_llms.')}
+    return out - {'_modidx'}
+
+def test_no_import_cycles():
+    "Modules import downwards only: a cycle through any import, lazy ones inside functions included, fails."
+    mods = {p.stem: _imports(p) for p in (REPO/'quantized_llms').glob('*.py') if not p.stem.startswith('_')}
+    assert mods['models'] and 'core' in mods['models'], mods['models']     # the scan sees imports
+    state, cycles = {}, []
+    def visit(m, path):
+        state[m] = 'open'
+        for n in sorted(mods.get(m, ())):
+            if state.get(n) == 'open': cycles.append(path[path.index(n):] + [n] if n in path else path + [n])
+            elif n not in state: visit(n, path + [n])
+        state[m] = 'done'
+    for m in sorted(mods):
+        if m not in state: visit(m, [m])
+    assert not cycles, f'import cycles: {[" -> ".join(c) for c in cycles]}'
