@@ -179,7 +179,11 @@ def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True,
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
     api = HfApi(token=hub_token())
-    me = api.whoami()
+    try: me = api.whoami()
+    except Exception as e:   # offline mode, no network, a rejected token: one line that says which
+        raise PublishError(f"the Hub could not confirm the token ({type(e).__name__}: {str(e).strip().splitlines()[0][:150] if str(e).strip() else ''}): "
+                           f"check the token (huggingface-cli login), the network, and that HF_HUB_OFFLINE is not set; "
+                           f"or publish with dry_run") from None
     owners = {me['name'], *[o['name'] for o in me.get('orgs', [])]}
     if repo_id.split('/')[0] not in owners:
         raise PublishError(f"{repo_id} is not under your user or organisations ({', '.join(sorted(owners))}): choose a repo id you own")
