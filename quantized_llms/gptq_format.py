@@ -51,6 +51,7 @@ def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir
     "Write `model`, whose linears `grids` names were rounded on those grids, as a GPTQ v1 checkpoint, atomically."
     from safetensors.torch import save_file
     if spec.bits not in (2, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQ checkpoints here pack 2, 4 or 8 bits, got {spec.bits}")
+    fmt, offset = ('gptq', 1) if spec.sym else ('gptq_v2', 0)      # v1 stores zero - 1: only symmetric grids fit
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if getattr(model.config, 'tie_word_embeddings', False): state.pop('lm_head.weight', None)
     for n, g in grids.items():
@@ -60,11 +61,11 @@ def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir
         q = torch.clamp(torch.round(W / S[:, gi] + Z[:, gi]), 0, spec.maxq)          # rows x cols integer codes
         state.pop(f'{n}.weight')
         state[f'{n}.qweight'] = pack_int32(q.T, spec.bits, 0)                      # cols/per x rows
-        state[f'{n}.qzeros'] = pack_int32((Z.T - 1).clamp(min=0), spec.bits, 1)    # v1 format stores zero - 1
+        state[f'{n}.qzeros'] = pack_int32(Z.T - offset, spec.bits, 1)
         state[f'{n}.scales'] = S.T.to(torch.float16).contiguous()
         state[f'{n}.g_idx'] = gi.int()
     qcfg = dict(quant_method='gptq', bits=spec.bits, group_size=spec.group_size if spec.granularity == 'per_group' else -1,
-                desc_act=desc_act, sym=spec.sym, checkpoint_format='gptq', meta=dict(quantizer=['quantized_llms'], **(meta or {})))
+                desc_act=desc_act, sym=spec.sym, checkpoint_format=fmt, meta=dict(quantizer=['quantized_llms'], **(meta or {})))
     with atomic_dir(out_dir, overwrite=True) as tmp:
         save_file(state, str(tmp/'model.safetensors'), metadata={'format': 'pt'})
         model.config.quantization_config = qcfg
