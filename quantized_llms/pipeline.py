@@ -197,10 +197,13 @@ def parse_assignments(items: list, flag: str, many: bool = False) -> dict:
     return out
 
 def apply_settings(cfg: RunConfig, settings: dict) -> RunConfig:
-    "`cfg` with dotted keys replaced (`quant.method: awq`), validated again; a scheme replaces the weight/act grids."
+    """`cfg` with dotted keys replaced (`quant.method: awq`), validated again. A scheme replaces the weight/act grids,
+    and another method drops the old one's `quant.special` (its settings are that method's own) unless given too."""
     d = cfg.to_dict()
     for k, v in settings.items():
         if k == 'quant.scheme': d['quant'].pop('weight', None); d['quant'].pop('act', None)
+        if k == 'quant.method' and v != d['quant'].get('method') and not any(s.startswith('quant.special') for s in settings):
+            d['quant'].pop('special', None)
         _set(d, k, v)
     return RunConfig.from_dict(d)
 
