@@ -309,10 +309,13 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=Non
         for res in sorted((runs_dir/r['run']/'results').glob('*')):
             for row in summary_rows(res): rows.append(dict(run=r['run'], model=res.name, **row))
     summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'])
-    quantized = {r['run']: rec for r in runs if r['status'] == 'ok' for res in (runs_dir/r['run']/'results').glob('*')
-                 if (rec := read_result(res, 'quantize'))}
-    if quantized:
-        summary['algorithms'] = str(write_algorithm_table(quantized, RunLayout(cfg).results, command))
+    ours = [rec for r in runs if r['status'] == 'ok' for res in (runs_dir/r['run']/'results').glob('*')
+            if (rec := read_result(res, 'quantize'))]
+    if ours:    # this batch's runs, and earlier runs in runs_dir measured on the same model, windows and calibration
+        key = lambda rec: (rec['model'], rec['eval'], rec['config']['calib'])
+        found = {p.parent.parent.parent.name: read_result(p.parent, 'quantize') for p in sorted(runs_dir.glob('*/results/*/quantize.json'))}
+        same = {rid: rec for rid, rec in found.items() if rec and key(rec) == key(ours[0])}
+        summary['algorithms'] = str(write_algorithm_table(same, RunLayout(cfg).results, command))
     atomic_write_json(runs_dir/'summary.json', summary)
     show = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     atomic_write_text(runs_dir/'summary.md', '# Batch runs\n\n' + markdown_table(runs) + '\n' + markdown_table(show)

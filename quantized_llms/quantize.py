@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 import torch
-from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes
+from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes, resolve_device
 from .models import load_config, load_tokenizer, load_from_config, save_checkpoint
 from .data import load_text, tokenize_text, calibration_windows
 from .perplexity import eval_windows, compare_to_reference
@@ -43,12 +43,16 @@ def evaluation_windows(cfg: RunConfig, tokenizer) -> torch.Tensor:
                         e.seq_len, e.max_windows)
 
 # %% ../nbs/01_quantize.ipynb #7cf250f0
-def _load_real(path, device: str):
-    "The packed checkpoint through GPTQModel's kernel, or dequantized where GPTQModel is missing; with a note."
-    try: return load_gptq(path, device)[0], "GPTQModel kernel"
-    except QuantizedLLMsError as e:
-        if 'GPTQModel' not in str(e): raise
-        return load_gptq_dequantized(path)[0], "dequantized by quantized_llms (GPTQModel not installed)"
+def _load_real(path, device: str, loader: str = 'auto'):
+    """The packed checkpoint read back, with a note: through GPTQModel's kernel (`kernel`; `auto` on a GPU), or its
+    integers and scales dequantized to float32 by our reader (`dequantized`; `auto` on the CPU, where the kernel that
+    takes every shape scores a 2048-token window in minutes, and wherever GPTQModel is missing)."""
+    if loader == 'auto': loader = 'kernel' if resolve_device(device).type == 'cuda' else 'dequantized'
+    if loader == 'kernel':
+        try: return load_gptq(path, device)[0], "GPTQModel kernel"
+        except QuantizedLLMsError as e:
+            if 'GPTQModel' not in str(e): raise
+    return load_gptq_dequantized(path)[0], "packed weights dequantized to float32 by quantized_llms"
 
 def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
     "The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}."
