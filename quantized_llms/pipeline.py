@@ -272,7 +272,8 @@ def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = F
     plan = []
     for rid, c in sweep_configs(cfg, sweep):
         c.save.results_dir = str(Path(runs_dir)/rid/'results')
-        c.save.output_dir = str(Path(cfg.save.output_dir)/'runs'/rid)    # each run's model files apart
+        c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/rid).resolve())   # each run's model files apart
+        # (absolute: papermill runs each notebook in its run folder)
         try: check_run(c)
         except ConfigError as e:
             if not skip_unsupported: raise ConfigError(f"batch run {rid}: {e} (or pass --skip-unsupported)") from None
