@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_blockwise.ipynb #c7bc7b4f
 from __future__ import annotations
-import json
+import contextlib, json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -18,8 +18,9 @@ from .quantizers import (minmax_params, fake_quantize, quantize_tensor, round_bl
 # %% auto #0
 __all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
            'Algorithm', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs', 'collect_inputs', 'RTN',
-           'gar_permutation', 'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale',
-           'TransformThenRound', 'AWQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
+           'gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update', 'gptq_quantize_weight',
+           'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ',
+           'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -96,8 +97,8 @@ class Algorithm:
     def calibrate_block(self, block, hidden: list, kwargs: list) -> dict:
         "The engine's step: change `block` in place, return statistics."
         raise NotImplementedError(f'{self.name} has no block step')
-    def finish(self, model) -> None:
-        "Run once after the last block."
+    def finish(self, model, device=None) -> None:
+        "Run once after the last block (`device`: where the engine ran the blocks)."
 
 def get_algorithm(name: str, **kw) -> Algorithm:
     "An instance of the algorithm registered as `name`, configured by `kw`."
@@ -106,32 +107,77 @@ def get_algorithm(name: str, **kw) -> Algorithm:
     return ALGORITHMS[name](**kw)
 
 # %% ../nbs/07_blockwise.ipynb #4a4c1607
+@contextlib.contextmanager
+def _outside_blocks_on(model, device):
+    "Move every parameter and buffer that is not in a transformer block to `device` for the duration, then back."
+    inside = {id(t) for b in transformer_blocks(model) for t in (*b.parameters(), *b.buffers())}
+    moved = []
+    for m in model.modules():
+        for store in (m._parameters, m._buffers):
+            for k, t in store.items():
+                if t is not None and id(t) not in inside and t.device != device:
+                    moved.append((store, k, t.device))
+                    if isinstance(t, nn.Parameter): t.data = t.data.to(device)    # the same Parameter: ties survive
+                    else: store[k] = t.to(device)
+                    inside.add(id(store[k]))
+    try: yield
+    finally:
+        for store, k, dev in moved:
+            t = store[k]
+            if isinstance(t, nn.Parameter): t.data = t.data.to(dev)
+            else: store[k] = t.to(dev)
+
+def _to(grid: dict, device) -> dict:
+    return {k: v.to(device) for k, v in grid.items()}
+
+@contextlib.contextmanager
+def _visiting(block, device):
+    "`block` on `device` for the duration, then back where it was."
+    home = next(block.parameters()).device
+    block.to(device)
+    try: yield block
+    finally: block.to(home)
+
 @torch.no_grad()
 def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: int = 8, quant_out: bool = True,
-                  progress: bool = True) -> dict:
-    "Calibrate `model` in place with `algorithm`, block by block, on token windows `calib`."
+                  progress: bool = True, device=None) -> dict:
+    """Calibrate `model` in place with `algorithm`, block by block, on token windows `calib`. With `device` (e.g. a GPU),
+    the model stays where it is and one block at a time visits `device`: a model larger than the GPU still calibrates."""
     if calib.dim() != 2 or calib.shape[0] == 0: raise ConfigError(f"calibration data must be windows x tokens, got shape {tuple(calib.shape)}")
+    home = next(model.parameters()).device
+    device = home if device is None else torch.device(device)
     algorithm.grids = {}        # this run's grids only (an algorithm object may be run twice)
     was_cache = getattr(model.config, 'use_cache', None)
     model.config.use_cache = False
     stats = []
     with Measure() as m:
-        hidden, kwargs = capture_block_inputs(model, calib, batch_size)
+        with _outside_blocks_on(model, device):
+            hidden, kwargs = capture_block_inputs(model, calib, batch_size)
         for i, block in enumerate(tqdm(transformer_blocks(model), desc=f'{algorithm.name} blocks', disable=not progress)):
-            fp_out = None if quant_out else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
-            stats.append(algorithm.calibrate_block(block, hidden, kwargs) or {})
-            hidden = fp_out if fp_out is not None else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
-        algorithm.finish(model)
+            with _visiting(block, device):
+                fp_out = None if quant_out else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
+                stats.append(algorithm.calibrate_block(block, hidden, kwargs) or {})
+                hidden = fp_out if fp_out is not None else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
+            for lin in block_linears(block).values():
+                if lin in algorithm.grids: algorithm.grids[lin] = _to(algorithm.grids[lin], home)
+        del hidden, kwargs
+        algorithm.finish(model, device)
     if was_cache is not None: model.config.use_cache = was_cache
     return dict(algorithm=algorithm.name, blocks=len(stats), calib_tokens=int(calib.numel()), seconds=round(m.seconds, 1),
                 peak_rss_bytes=m.peak_rss_bytes, peak_cuda_bytes=m.peak_cuda_bytes, block_stats=stats)
 
-def feed_linear_inputs(block, names: list, hidden: list, kwargs: list, fn):
-    "Run the block over every calibration batch, calling `fn(name, x)` with each linear's input as (tokens x features)."
+def feed_linear_inputs(block, names: list, hidden: list, kwargs: list, fn, stop: bool = False):
+    """Run the block over every calibration batch, calling `fn(name, x)` with each linear's input as (tokens x features);
+    with `stop`, each batch's forward ends once the first of `names` has been fed (the rest of the block is not needed)."""
     lins = block_linears(block)
-    hooks = [lins[n].register_forward_hook(lambda mod, a, out, n=n: fn(n, a[0].reshape(-1, a[0].shape[-1]))) for n in names]
+    def hook(mod, a, out, n):
+        fn(n, a[0].reshape(-1, a[0].shape[-1]))
+        if stop: raise _Stop
+    hooks = [lins[n].register_forward_hook(lambda mod, a, out, n=n: hook(mod, a, out, n)) for n in names]
     try:
-        for h, k in zip(hidden, kwargs): block_forward(block, h, k)
+        for h, k in zip(hidden, kwargs):
+            try: block_forward(block, h, k)
+            except _Stop: pass
     finally:
         for h in hooks: h.remove()
 
@@ -179,17 +225,90 @@ def gar_permutation(diag: torch.Tensor, group_size: int) -> torch.Tensor:
     perm = (local + (torch.arange(g, device=diag.device) * group_size)[:, None])[groups].reshape(-1)
     return torch.cat([perm, torch.arange(g * group_size, n, device=diag.device)])
 
+def gptq_block_torch(W1, Hinv1, scale, zero, col_group: list, maxq: int) -> tuple:
+    """One block of GPTQ columns, left to right: column `i` rounded on grid `col_group[i]` (rows of `scale`, `zero`), its
+    error spread over the block's later columns. Returns the rounded block, the scaled errors and the losses."""
+    Q1, Err1, L1 = torch.zeros_like(W1), torch.zeros_like(W1), torch.zeros_like(W1)
+    for i, g in enumerate(col_group):
+        w, d = W1[:, i], Hinv1[i, i]
+        q = fake_quantize(w, scale[g], zero[g], maxq)
+        Q1[:, i] = q
+        L1[:, i] = (w - q) ** 2 / d ** 2 / 2      # summed once at the end: no host sync per column
+        err = (w - q) / d
+        W1[:, i:] -= err[:, None] @ Hinv1[i, i:][None]
+        Err1[:, i] = err
+    return Q1, Err1, L1
+
+# %% ../nbs/07_blockwise.ipynb #1b8e88be
+try:
+    import triton, triton.language as tl
+except ImportError: triton = None
+
+if triton is not None:
+    @triton.jit
+    def _gptq_block_kernel(W1, Hinv1, S, Z, G, Q1, E1, L1, rows, n_cols, maxq, s_w, s_h, s_hc, s_s,
+                           BLOCK: tl.constexpr, ROWS: tl.constexpr):
+        # ROWS output rows per program, the block's columns in registers. Launched without fp fusion (no fused
+        # multiply-add) and with IEEE division, every step rounds as torch's eager ops do: bit-identical results.
+        r = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        c = tl.arange(0, BLOCK)
+        rmask, cmask = r < rows, c < n_cols
+        w = tl.load(W1 + r[:, None] * s_w + c[None, :], mask=rmask[:, None] & cmask[None, :], other=0.)
+        for p in range(0, n_cols):
+            wp = tl.sum(tl.where(c[None, :] == p, w, 0.), axis=1)     # column p as the earlier columns left it
+            g = tl.load(G + p)
+            s = tl.load(S + g * s_s + r, mask=rmask, other=1.)
+            z = tl.load(Z + g * s_s + r, mask=rmask, other=0.)
+            d = tl.load(Hinv1 + p * s_h + p * s_hc)
+            x = tl.div_rn(wp, s)
+            x = (x + 12582912.0) - 12582912.0      # round half to even (1.5 * 2**23), as torch.round; exact for |x| < 2**22
+            code = tl.minimum(tl.maximum(x + z, 0.), maxq)   # larger |x| clamp alike either way
+            q = s * (code - z)
+            res = wp - q
+            err = tl.div_rn(res, tl.full([ROWS], 1.0, tl.float32) * d)
+            loss = tl.div_rn(tl.div_rn(res * res, tl.full([ROWS], 1.0, tl.float32) * (d * d)), tl.full([ROWS], 2.0, tl.float32))
+            tl.store(Q1 + r * s_w + p, q, mask=rmask)
+            tl.store(E1 + r * s_w + p, err, mask=rmask)
+            tl.store(L1 + r * s_w + p, loss, mask=rmask)
+            later = cmask & (c >= p)
+            h = tl.load(Hinv1 + p * s_h + c * s_hc, mask=later, other=0.)
+            w = tl.where(later[None, :], w - err[:, None] * h[None, :], w)
+
+def gptq_block_triton(W1, Hinv1, scale, zero, col_group: list, maxq: int, rows_per_program: int = 16) -> tuple:
+    "`gptq_block_torch` as one Triton kernel on CUDA (one launch a block instead of a dozen a column), bit-identical."
+    W1, scale, zero = W1.contiguous(), scale.contiguous(), zero.contiguous()
+    rows, n = W1.shape
+    Q1, Err1, L1 = torch.empty_like(W1), torch.empty_like(W1), torch.empty_like(W1)
+    G = torch.tensor(col_group, dtype=torch.int32, device=W1.device)
+    _gptq_block_kernel[(triton.cdiv(rows, rows_per_program),)](
+        W1, Hinv1, scale, zero, G, Q1, Err1, L1, rows, n, float(maxq), W1.stride(0), Hinv1.stride(0), Hinv1.stride(1), scale.stride(0),
+        BLOCK=triton.next_power_of_2(n), ROWS=rows_per_program, enable_fp_fusion=False)
+    return Q1, Err1, L1
+
+def gptq_block_update(device: torch.device, kernel: str = 'auto'):
+    "The block step for `device`: `triton` on CUDA where Triton is installed, else `torch`."
+    if kernel == 'auto': kernel = 'triton' if device.type == 'cuda' and triton is not None else 'torch'
+    if kernel == 'triton' and (triton is None or device.type != 'cuda'):
+        raise ConfigError("the triton GPTQ kernel needs a CUDA device and the triton package; use kernel 'torch'")
+    if kernel not in ('torch', 'triton'): raise ConfigError(f"GPTQ kernel must be auto, torch or triton, got {kernel!r}")
+    return gptq_block_triton if kernel == 'triton' else gptq_block_torch
+
+# %% ../nbs/07_blockwise.ipynb #1fbe2395
 @torch.no_grad()
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
-                         order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False) -> tuple:
+                         order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
+                         kernel: str = 'auto') -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
-    stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order."""
+    stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
+    Rows are independent: linears that read one input can go through as one weight (their rows stacked)."""
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
-    W, H = W.clone().float(), H.clone().float()
+    update = gptq_block_update(W.device, kernel)
+    W, H = W.clone().float(), H.to(W.device).clone().float()
     rows, cols = W.shape
     dead = torch.diag(H) == 0
     H[dead, dead] = 1; W[:, dead] = 0
+    per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
     perm = None
     if order == 'desc_act': perm = torch.argsort(torch.diag(H), descending=True)
@@ -198,27 +317,23 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     H[range(cols), range(cols)] += damp_percent * torch.mean(torch.diag(H))
     Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     Q, losses, scales, zeros = torch.zeros_like(W), torch.zeros_like(W), [], []
-    if spec.granularity == 'per_tensor':
-        s, z = minmax_params(W.reshape(1, -1), spec.bits, spec.sym); scale, zero = s.expand(rows), z.expand(rows)
+    if per_tensor:
+        s, z = minmax_params(W.reshape(1, -1), spec.bits, spec.sym); scales, zeros = [s.expand(rows)], [z.expand(rows)]
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
-        W1, Err1, Hinv1 = W[:, i1:i2].clone(), torch.zeros(rows, i2 - i1, device=W.device), Hinv[i1:i2, i1:i2]
-        for i in range(i2 - i1):
-            col, w, d = i1 + i, W1[:, i], Hinv1[i, i]
-            if spec.granularity != 'per_tensor' and col % gs == 0:   # as the reference: the group as W holds it now
-                scale, zero = minmax_params(W[:, col:col + gs], spec.bits, spec.sym)
-                scales.append(scale); zeros.append(zero)
-            q = fake_quantize(w, scale, zero, spec.maxq)
-            Q[:, col] = q
-            losses[:, col] = (w - q) ** 2 / d ** 2 / 2      # summed once at the end: no host sync per column
-            err = (w - q) / d
-            W1[:, i:] -= err[:, None] @ Hinv1[i, i:][None]
-            Err1[:, i] = err
+        if not per_tensor:      # as the reference: each group's grid from W as it is when the block starts
+            for g0 in range(-(-i1 // gs) * gs, i2, gs):
+                s, z = minmax_params(W[:, g0:g0 + gs], spec.bits, spec.sym); scales.append(s); zeros.append(z)
+        g_lo = 0 if per_tensor else i1 // gs
+        col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
+        g_hi = col_group[-1] + g_lo + 1
+        Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], torch.stack(scales[g_lo:g_hi]),
+                              torch.stack(zeros[g_lo:g_hi]), col_group, spec.maxq)
+        Q[:, i1:i2], losses[:, i1:i2] = Q1, L1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
     if perm is not None: Q = Q[:, torch.argsort(perm)]
     loss = losses.sum().item()
     if not return_grid: return Q, loss
-    if not scales: scales, zeros = [scale], [zero]
     S, Z = torch.stack(scales, 1), torch.stack(zeros, 1)
     g_idx = torch.arange(cols, device=W.device) // gs
     if order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols, device=W.device) // gs
@@ -233,7 +348,7 @@ def _accumulate_hessian(block, name: str, hidden: list, kwargs: list) -> torch.T
     H, n = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device), [0]   # fp32, where the block runs
     def add(_, x):
         x = x.float(); H.add_(x.T @ x); n[0] += x.shape[0]
-    feed_linear_inputs(block, [name], hidden, kwargs, add)
+    feed_linear_inputs(block, [name], hidden, kwargs, add, stop=True)
     return 2 * H / max(n[0], 1)
 
 @register('gptq')
@@ -245,16 +360,23 @@ class GPTQ(Algorithm):
         damp_percent: float = 0.01
         order: str = 'group_aware'     # natural | desc_act | group_aware (GPTQModel's default)
         blocksize: int = 128
+        kernel: str = 'auto'           # the column loop: torch, or triton on CUDA (auto: triton where it can run)
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
-        lins, losses = block_linears(block), {}
+        c, lins, losses = self.config, block_linears(block), {}
         for group in linear_groups(block, hidden[0], kwargs[0]):
             H = _accumulate_hessian(block, group.names[0], hidden, kwargs)
-            for n in group.names:
-                w = lins[n].weight
-                Q, losses[n], grid = gptq_quantize_weight(w, H.to(w.device), self.config.weight, self.config.damp_percent,
-                                                          self.config.order, self.config.blocksize, return_grid=True)
-                w.copy_(Q.to(w.dtype)); self.grids[lins[n]] = grid
+            ws = [lins[n].weight for n in group.names]
+            # the group's linears share H, and GPTQ treats rows independently: one pass over their stacked rows
+            Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
+                                                 return_grid=True, kernel=c.kernel)
+            losses['+'.join(group.names)] = loss
+            r0 = 0
+            for n, w in zip(group.names, ws):
+                r1 = r0 + w.shape[0]
+                w.copy_(Q[r0:r1].to(w.dtype))
+                self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'])
+                r0 = r1
         return dict(loss=losses)
 
 # %% ../nbs/07_blockwise.ipynb #fca7e814
@@ -312,12 +434,17 @@ class TransformThenRound(Algorithm):
     def __init__(self, config=None, transform_only: bool = False, **kw):
         super().__init__(config, **kw); self.transform_only = transform_only
     @torch.no_grad()
-    def finish(self, model):
-        if not self.transform_only: self.quantize_weights(model)
+    def finish(self, model, device=None):
+        if not self.transform_only: self.quantize_weights(model, device)
     @torch.no_grad()
-    def quantize_weights(self, model):
-        "Round every block linear on the weight grid, and quantize its inputs if the config has an activation grid."
-        self.grids.update(round_model(model, self.config.weight, getattr(self.config, 'act', None)))
+    def quantize_weights(self, model, device=None):
+        """Round every block linear on the weight grid, and quantize its inputs if the config has an activation grid;
+        each block on `device` (default: where it is) while it is rounded."""
+        for block in transformer_blocks(model):
+            home = next(block.parameters()).device
+            with _visiting(block, device or home):
+                grids = round_block(block, self.config.weight, getattr(self.config, 'act', None))
+            self.grids.update({lin: _to(g, home) for lin, g in grids.items()})
 
 @register('awq')
 class AWQ(TransformThenRound):
@@ -393,7 +520,7 @@ class SmoothQuant(TransformThenRound):
 
 # %% ../nbs/07_blockwise.ipynb #e2f6eb1f
 def quantize_model(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: int = 8, quant_out: bool = True,
-                   progress: bool = True) -> dict:
-    "Apply a registered algorithm to `model` in place through the block-wise engine."
+                   progress: bool = True, device=None) -> dict:
+    "Apply a registered algorithm to `model` in place through the block-wise engine (blocks visiting `device`, if given)."
     algorithm.model_type = model.config.model_type
-    return run_blockwise(model, calib, algorithm, batch_size, quant_out, progress)
+    return run_blockwise(model, calib, algorithm, batch_size, quant_out, progress, device)

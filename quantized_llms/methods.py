@@ -16,7 +16,7 @@ from .blockwise import get_algorithm, quantize_model
 
 # %% auto #0
 __all__ = ['METHODS', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method', 'linear_in_features', 'Method',
-           'EngineMethod', 'GPTQ', 'AWQ', 'RTN', 'SmoothQuant', 'GPTQModelMethod']
+           'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'RTN', 'SmoothQuant', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -143,11 +143,12 @@ class EngineMethod(Method):
         qc, dev = job.quant, resolve_device(job.device)
         alg = get_algorithm(self.algorithm, **self.algorithm_kwargs(qc))
         if self.transforms: alg.transform_only = True
-        model = copy.deepcopy(job.model).to(dev)
+        model = copy.deepcopy(job.model)         # stays where it is: one block at a time visits `dev`
         data = job.calib[:1] if self.name == 'rtn' else job.calib    # RTN reads no data: one window drives the engine
         transformed = None
         with Measure() as m:
-            quantize_model(model, data, alg, batch_size=job.batch_size, quant_out=qc.quant_out)
+            quantize_model(model, data, alg, batch_size=job.batch_size, quant_out=qc.quant_out, device=dev)
+            model.to(dev)
             if self.transforms:
                 if job.keep_transformed: transformed = copy.deepcopy(model)
                 alg.quantize_weights(model)
@@ -160,18 +161,27 @@ class EngineMethod(Method):
                                                 desc_act=getattr(alg.config, 'order', '') == 'desc_act', meta=meta)
         return res
 
+@dataclass
+class GPTQSettings:
+    "What every GPTQ implementation here takes (`quant.special`)."
+    damp_percent: float = 0.01
+    order: str = 'group_aware'      # natural | desc_act | group_aware (GPTQModel's default)
+    blocksize: int = 128
+    def validate(self, where):
+        if not 0 < self.damp_percent < 1: raise ConfigError(f"{where}.damp_percent: must be in (0, 1), got {self.damp_percent}")
+        if self.order not in ('natural', 'desc_act', 'group_aware'):
+            raise ConfigError(f"{where}.order: must be natural, desc_act or group_aware, got {self.order!r}")
+
 @register_method
 class GPTQ(EngineMethod):
     name, title, repo_suffix, algorithm, needs_hessian = 'gptq', 'GPTQ (block-wise engine)', 'GPTQ', 'gptq', True
     @dataclass
-    class Special:
-        damp_percent: float = 0.01
-        order: str = 'group_aware'      # natural | desc_act | group_aware (GPTQModel's default)
-        blocksize: int = 128
+    class Special(GPTQSettings):
+        kernel: str = 'auto'            # the column loop: torch, or triton on CUDA (auto: triton where it can run)
         def validate(self, where):
-            if not 0 < self.damp_percent < 1: raise ConfigError(f"{where}.damp_percent: must be in (0, 1), got {self.damp_percent}")
-            if self.order not in ('natural', 'desc_act', 'group_aware'):
-                raise ConfigError(f"{where}.order: must be natural, desc_act or group_aware, got {self.order!r}")
+            super().validate(where)
+            if self.kernel not in ('auto', 'torch', 'triton'):
+                raise ConfigError(f"{where}.kernel: must be auto, torch or triton, got {self.kernel!r}")
 
 @register_method
 class AWQ(EngineMethod):
@@ -204,7 +214,7 @@ class GPTQModelMethod(Method):
     name, title, repo_suffix, needs_hessian = 'gptqmodel', 'GPTQ (GPTQModel)', 'GPTQ', True
     granularities = ('per_group', 'per_channel')
     @dataclass
-    class Special(GPTQ.Special):
+    class Special(GPTQSettings):
         backend: str = 'auto'     # the kernel GPTQModel packs for (its BACKEND names: auto, torch, triton, ...)
     def save_modes(self, qc):
         modes = super().save_modes(qc)

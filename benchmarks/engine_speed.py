@@ -1,0 +1,169 @@
+"""Our block-wise GPTQ against GPTQModel's, back to back on one machine: same model, same calibration windows, same
+settings (W4 g128 symmetric, damp 0.01, group-aware order). Records seconds, peak memory, the ratio ours/GPTQModel,
+where our time goes, and whether the packed checkpoints (qweight, qzeros, scales, g_idx) are identical.
+
+    python benchmarks/engine_speed.py --shape starcoderbase-1b --device cuda --out results/starcoderbase-1b-shape
+    python benchmarks/engine_speed.py --shape smollm2-135m --device cpu --out results/SmolLM2-135M-Instruct
+
+Shapes of gated models are built from their published configs with random fp16 weights and random calibration tokens
+(time and memory depend on shapes only); `smollm2-135m` is the real model with the main job's calibration set. On a
+GPU the model stays on the CPU and one block at a time visits the GPU, for both implementations. A 2-layer copy of
+the model goes through both first, so that kernel builds (Triton's, GPTQModel's CUDA extension) stay out of the times.
+"""
+import argparse, copy, sys, tempfile, time
+from collections import defaultdict
+from pathlib import Path
+import torch
+
+# CodeLlama-7b (the first seed's 7B attempt), from its published config: a 7B shape for the one-block-on-the-GPU path
+EXTRA_SHAPES = {'codellama-7b': dict(model_type='llama', vocab_size=32016, hidden_size=4096, intermediate_size=11008,
+                                     num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                                     max_position_embeddings=16384, rope_theta=1e6)}
+
+def build(shape: str, work: Path, n_layers=None, save=True):
+    "(model, tokenizer, checkpoint dir, calibration windows) for a named shape, or the real SmolLM2."
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from gptq_speed import SHAPES, word_tokenizer
+    SHAPES = {**SHAPES, **EXTRA_SHAPES}
+    if shape == 'smollm2-135m':
+        from quantized_llms.models import load_model
+        from quantized_llms.data import load_text, tokenize_text, calibration_windows
+        model, tok = load_model('smollm2-135m', device='cpu')
+        calib = calibration_windows(tokenize_text(tok, load_text('offline-prose', 'train')), 128, 512, seed=42)
+        if n_layers: model = _truncated(model, n_layers)
+        cfg_model = model
+    else:
+        kw = dict(SHAPES[shape]); mt = kw.pop('model_type')
+        if n_layers: kw['n_layer' if mt == 'gpt_bigcode' else 'num_hidden_layers'] = n_layers
+        torch.manual_seed(0)
+        cfg_model = model = AutoModelForCausalLM.from_config(AutoConfig.for_model(mt, **kw), dtype=torch.float16)
+        tok = word_tokenizer(kw['vocab_size'])
+        calib = torch.randint(2, kw['vocab_size'], (128, 512), generator=torch.Generator().manual_seed(0))
+    ckpt = work/f'{shape}-{n_layers or "all"}'
+    if save: _save_plain(cfg_model, tok, ckpt)
+    return model.eval(), tok, ckpt, calib
+
+def _truncated(model, n):
+    from transformers import AutoModelForCausalLM
+    cfg = copy.deepcopy(model.config); cfg.num_hidden_layers = n
+    small = AutoModelForCausalLM.from_config(cfg, dtype=model.dtype)
+    small.load_state_dict(model.state_dict(), strict=False)
+    return small
+
+def _save_plain(model, tok, path):
+    from quantized_llms.models import save_checkpoint
+    save_checkpoint(model, tok, path, overwrite=True)
+
+class PhaseTimer:
+    "Wall time per phase of our engine, by wrapping its functions (synchronising the GPU at each edge)."
+    def __init__(self, device):
+        self.dev, self.t = torch.device(device), defaultdict(float)
+    def _sync(self):
+        if self.dev.type == 'cuda': torch.cuda.synchronize()
+    def wrap(self, module, name, phase):
+        f = getattr(module, name)
+        def timed(*a, **k):
+            self._sync(); t0 = time.perf_counter()
+            try: return f(*a, **k)
+            finally: self._sync(); self.t[phase] += time.perf_counter() - t0
+        setattr(module, name, timed)
+        return f
+
+def ours(model, tok, calib, out_dir, device, profile=None):
+    from quantized_llms import blockwise
+    from quantized_llms.core import Measure, QuantSpec
+    from quantized_llms.gptq_format import save_gptq_checkpoint
+    model = copy.deepcopy(model)
+    alg = blockwise.GPTQ(weight=QuantSpec(4, True, 'per_group', 128))
+    restore = []
+    if profile is not None:
+        restore = [(blockwise, n, profile.wrap(blockwise, n, ph)) for n, ph in
+                   (('_accumulate_hessian', 'Hessians (block forwards to each group, x^T x)'),
+                    ('gptq_quantize_weight', 'GPTQ maths (Cholesky, column loop)'),
+                    ('capture_block_inputs', 'capturing block 0 inputs'))]
+    try:
+        with Measure() as m:
+            blockwise.quantize_model(model, calib, alg, batch_size=8, device=device)
+            names = {mod: n for n, mod in model.named_modules()}
+            save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.config.weight, out_dir)
+    finally:
+        for mod, n, f in restore: setattr(mod, n, f)
+    return dict(seconds=m.seconds, peak_rss_bytes=m.peak_rss_bytes, peak_cuda_bytes=m.peak_cuda_bytes)
+
+def gptqmodel(model, tok, ckpt, calib, out_dir, device):
+    from quantized_llms.core import RunConfig
+    from quantized_llms.methods import get_method, QuantizeJob
+    backend = 'triton' if torch.device(device).type == 'cuda' else 'auto'
+    qc = RunConfig.from_dict({'quant': {'method': 'gptqmodel', 'special': {'backend': backend}}}).quant
+    res = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, device, real_dir=out_dir, source_dir=lambda: ckpt))
+    return dict(seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes, peak_cuda_bytes=res.peak_cuda_bytes)
+
+def compare_packed(a: Path, b: Path) -> dict:
+    "Tensors of the two packed checkpoints that differ, and the share of 4-bit codes that differ."
+    from safetensors.torch import load_file
+    from quantized_llms.gptq_format import unpack_int32
+    A = {k: v for f in sorted(a.glob('*.safetensors')) for k, v in load_file(f).items()}
+    B = {k: v for f in sorted(b.glob('*.safetensors')) for k, v in load_file(f).items()}
+    keys = sorted(k for k in A if k.endswith(('.qweight', '.qzeros', '.scales', '.g_idx')))
+    missing = [k for k in keys if k not in B]
+    differ = [k for k in keys if k in B and not torch.equal(A[k], B[k])]
+    codes = total = 0
+    for k in keys:
+        if k.endswith('.qweight') and k in B:
+            qa, qb = unpack_int32(A[k], 4, 0), unpack_int32(B[k], 4, 0)
+            codes += int((qa != qb).sum()); total += qa.numel()
+    return dict(tensors=len(keys), missing=missing, differing=len(differ), differing_first=differ[:4],
+                differing_codes=codes, codes=total, identical=not missing and not differ)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--shape', default='starcoderbase-1b')
+    ap.add_argument('--device', default='cuda')
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--skip-gptqmodel', action='store_true', help='time ours only (e.g. a shape GPTQModel cannot fit)')
+    a = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from quantized_llms.core import atomic_write_json, atomic_write_text, markdown_table, run_metadata
+    work = Path(tempfile.mkdtemp())
+    if torch.device(a.device).type == 'cuda':      # warm-up on 2 layers: kernel builds out of the timed runs
+        m2, t2, c2, cal2 = build(a.shape, work, n_layers=2, save=not a.skip_gptqmodel)
+        t0 = time.perf_counter(); ours(m2, t2, cal2[:16], work/'warm-ours', a.device); w_ours = time.perf_counter() - t0
+        w_ref = None
+        if not a.skip_gptqmodel:
+            t0 = time.perf_counter(); gptqmodel(m2, t2, c2, cal2[:16], work/'warm-ref', a.device); w_ref = time.perf_counter() - t0
+        print(f'warm-up on 2 layers: ours {w_ours:.1f} s, GPTQModel {w_ref} s', flush=True); del m2
+    model, tok, ckpt, calib = build(a.shape, work, save=not a.skip_gptqmodel)
+    prof = PhaseTimer(a.device)
+    runs = {'ours': ours(model, tok, calib, work/'ours', a.device, prof)}
+    runs['ours']['phases'] = {k: round(v, 2) for k, v in prof.t.items()}
+    print('ours:', runs['ours'], flush=True)
+    if not a.skip_gptqmodel:
+        runs['gptqmodel'] = gptqmodel(model, tok, ckpt, calib, work/'gptqmodel', a.device)
+        print('GPTQModel:', runs['gptqmodel'], flush=True)
+        same = compare_packed(work/'ours', work/'gptqmodel')
+        print('packed:', same, flush=True)
+    else: same = None
+    rec = dict(shape=a.shape, device=a.device, n_params=model.num_parameters(), dtype=str(model.dtype),
+               weights='real' if a.shape == 'smollm2-135m' else 'random (shape of the published config)',
+               calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant='W4 g128 sym, damp 0.01, group-aware order',
+               runs=runs, packed=same, meta=run_metadata('python benchmarks/engine_speed.py ' + ' '.join(sys.argv[1:])))
+    peak = lambda r: (f"{r['peak_cuda_bytes'] / 2**30:.2f}" if r['peak_cuda_bytes'] else '—')
+    rows = [dict(implementation={'ours': 'quantized_llms block-wise GPTQ', 'gptqmodel': 'GPTQModel 7.7.0'}[k],
+                 seconds=f"{r['seconds']:.1f}", peak_GPU_GiB=peak(r), peak_RSS_GiB=f"{r['peak_rss_bytes'] / 2**30:.2f}",
+                 vs_GPTQModel=f"{r['seconds'] / runs['gptqmodel']['seconds']:.2f}x" if 'gptqmodel' in runs else '—')
+            for k, r in runs.items()]
+    phases = [dict(phase=k, seconds=v) for k, v in runs['ours']['phases'].items()]
+    phases.append(dict(phase='the rest (block forwards for the next inputs, moving blocks, packing, saving)',
+                       seconds=round(runs['ours']['seconds'] - sum(runs['ours']['phases'].values()), 2)))
+    md = (f"# Block-wise GPTQ against GPTQModel: {a.shape}\n\n{rec['n_params'] / 1e6:.0f}M parameters ({rec['weights']}, "
+          f"{rec['dtype']}), {rec['calib']} of calibration, {rec['quant']}, on {rec['meta']['device']}. Both include "
+          f"writing the packed checkpoint; GPTQModel's time includes loading the checkpoint it quantizes.\n\n"
+          + markdown_table(rows) + "\nWhere our time goes:\n\n" + markdown_table(phases)
+          + (f"\nPacked checkpoints: {'identical' if same['identical'] else 'different'} ({same['tensors']} tensors; "
+             f"{same['differing']} differ; {same['differing_codes']} of {same['codes']} 4-bit codes differ).\n" if same else '')
+          + f"\nProduced by `{rec['meta']['command']}` on {rec['meta']['device']}, {rec['meta']['time_utc']}.\n")
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out/'engine_speed.json', rec); atomic_write_text(out/'engine_speed.md', md)
+    print(md)
+
+if __name__ == '__main__': main()
