@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_gguf.ipynb #962b805d
 from __future__ import annotations
-import time
+import contextlib, time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -19,13 +19,26 @@ from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM
 from .runs import RunLayout
 
 # %% auto #0
-__all__ = ['tokenizers_agree', 'summarize_fallbacks', 'gguf_markdown', 'gguf_sources', 'run_gguf']
+__all__ = ['tokenizers_agree', 'OneContextAtATime', 'summarize_fallbacks', 'gguf_markdown', 'gguf_sources', 'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
     "Whether the HF tokenizer and the GGUF's own tokenizer give the same ids on (a prefix of) `text`."
     sample = text[:n_chars]
     return hf_tokenizer(sample, add_special_tokens=False).input_ids == gguf_model.tokenize(sample)
+
+# %% ../nbs/02_gguf.ipynb #e603b1b3
+class OneContextAtATime:
+    "A GGUF file called like a model, its llama.cpp context opened for each call and freed after it."
+    def __init__(self, path, n_ctx: int = 2048): self.path, self.n_ctx = Path(path), n_ctx
+    def parameters(self): return iter(())
+    @contextlib.contextmanager
+    def opened(self):
+        m = GGUFCausalLM(self.path, n_ctx=self.n_ctx)
+        try: yield m
+        finally: m.llm.close(); del m
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        with self.opened() as m: return m(ids)
 
 # %% ../nbs/02_gguf.ipynb #5f1cd3ae
 def summarize_fallbacks(fallbacks: list) -> str:
@@ -86,11 +99,13 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
     text = load_text(e.name, e.split, e.path, e.text_field if e.path else None)
     from quantized_llms.perplexity import eval_windows
     windows = eval_windows(tokenize_text(tok, text), e.seq_len, e.max_windows)
-    models = {k: GGUFCausalLM(p, n_ctx=e.seq_len) for k, p in files.items()}
-    agree = tokenizers_agree(tok, models['F16'], text)
+    models = {k: OneContextAtATime(p, n_ctx=e.seq_len) for k, p in files.items()}   # memory: one context at a time
+    with models['F16'].opened() as m: agree = tokenizers_agree(tok, m, text)
     ref, _ = load_from_config(cfg.model)
     cmp = compare_to_reference(ref, models, windows, sources={k: str(p) for k, p in files.items()})
-    speed = {k: m.speed() for k, m in models.items()}
+    speed = {}
+    for k, lazy in models.items():
+        with lazy.opened() as m: speed[k] = m.speed()
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, eval_dataset=e.path or e.name,
                   windows=len(windows), seq_len=e.seq_len, tokenizers_agree=agree, convert_seconds=convert_s,
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
