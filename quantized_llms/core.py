@@ -12,12 +12,12 @@ import yaml
 
 # %% auto #0
 __all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
-           'SCHEMES', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError', 'UnsupportedArchitectureError',
-           'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig',
-           'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict', 'RunConfig', 'remove_stale_temps',
-           'temp_prefix', 'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions',
-           'run_metadata', 'write_result', 'read_result', 'Measure', 'dir_size_bytes', 'resolve_device',
-           'resolve_dtype']
+           'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
+           'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
+           'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict', 'RunConfig',
+           'remove_stale_temps', 'temp_prefix', 'atomic_dir', 'atomic_write_text', 'atomic_write_json',
+           'markdown_table', 'package_versions', 'run_metadata', 'write_result', 'result_problem', 'read_result',
+           'Measure', 'dir_size_bytes', 'resolve_device', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -307,8 +307,13 @@ class RunConfig:
     def from_yaml(cls, path) -> 'RunConfig':
         path = Path(path)
         if not path.is_file(): raise ConfigError(f"config file {path} does not exist: pass the path of a YAML run configuration (see configs/)")
-        try: d = yaml.safe_load(path.read_text())
+        try: d = yaml.safe_load(path.read_text(encoding='utf-8'))
         except yaml.YAMLError as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start}: {e.reason}): "
+                              f"save it as UTF-8 YAML") from None
+        except OSError as e:
+            raise ConfigError(f"config file {path} cannot be read ({e.strerror}): check its permissions") from None
         if not d: raise ConfigError(f"config file {path} is empty: name at least the stages and the model (see configs/)")
         return cls.from_dict(d)
 
@@ -423,15 +428,43 @@ def write_result(results_dir, name: str, record: dict, markdown: str, command: O
     atomic_write_text(results_dir/f'{name}.md', markdown.rstrip() + f"\n\nProduced by `{meta['command']}` on {meta['device']}, {meta['time_utc']}.\n")
     return results_dir/f'{name}.json'
 
+# what each stage's record must hold to be used: a record that parses but lacks these is not that stage's result
+RESULT_FIELDS = {
+    'baseline': {'config': dict, 'perplexity': dict, 'perplexity.ppl': (int, float), 'perplexity.n_tokens': int},
+    'quantize': {'config': dict, 'positions': dict, 'outputs': dict},
+    'gguf': {'config': dict, 'results': dict, 'bytes': dict},
+    'benchmark': {'config': dict, 'variants': list},
+}
+_TYPE_WORDS = {dict: 'a mapping', list: 'a list', int: 'an integer', (int, float): 'a number'}
+
+def result_problem(rec: dict, name: str) -> Optional[str]:
+    "What record `rec` lacks that stage `name` needs (`RESULT_FIELDS`, and every output a mapping with a path), or None."
+    for dotted, tp in RESULT_FIELDS.get(name, {}).items():
+        v = rec
+        for k in dotted.split('.'): v = v.get(k) if isinstance(v, dict) else None
+        if v is None: return f"{dotted}: missing"
+        if not isinstance(v, tp) or isinstance(v, bool):
+            return f"{dotted}: must be {_TYPE_WORDS[tp]}, got {type(v).__name__}"
+    outs = rec.get('outputs')
+    for what, out in (outs.items() if isinstance(outs, dict) else ()):
+        if not isinstance(out, dict) or not isinstance(out.get('path'), str):
+            return f"outputs.{what}: must be a mapping with a path"
+    if name == 'benchmark' and not all(isinstance(v, dict) for v in rec['variants']):
+        return "variants: must be a list of mappings"
+    return None
+
 def read_result(results_dir, name: str) -> Optional[dict]:
-    "The record `write_result` wrote as `name.json` under `results_dir`, or None if there is none."
+    """The record `write_result` wrote as `name.json` under `results_dir`, or None if there is none. A file that is not
+    JSON, not a record of `name`, or lacks what the stage's record holds (`result_problem`) is an error."""
     p = Path(results_dir)/f'{name}.json'
     if not p.is_file(): return None
-    try: rec = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
+    try: rec = json.loads(p.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise QuantizedLLMsError(f"{p} is not valid JSON ({e}): delete it and run the {name} stage again") from None
     if not isinstance(rec, dict) or rec.get('stage') != name or not isinstance(rec.get('meta'), dict):
         raise QuantizedLLMsError(f"{p} is not a {name} result (wrong shape): delete it and run the {name} stage again")
+    if (why := result_problem(rec, name)):
+        raise QuantizedLLMsError(f"{p} is not a whole {name} result ({why}): delete it and run the {name} stage again")
     return rec
 
 # %% ../nbs/00_core.ipynb #5a9d975c

@@ -15,7 +15,7 @@ from .models import resolve_model, MODEL_ALIASES
 
 # %% auto #0
 __all__ = ['CARDS', 'PublishError', 'upload_files', 'base_license', 'benchmark_section', 'model_card', 'parse_card', 'hub_token',
-           'assert_no_token', 'stage_upload', 'publish', 'run_publish']
+           'hub_access', 'assert_no_token', 'stage_upload', 'publish', 'run_publish']
 
 # %% ../nbs/04_hub.ipynb #75797381
 class PublishError(QuantizedLLMsError, ValueError):
@@ -145,6 +145,21 @@ def hub_token() -> str:
     if not tok: raise PublishError("no Hugging Face token: run `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN")
     return tok
 
+def hub_access(repo_ids) -> 'HfApi':
+    "A Hub client for the token, once the Hub has confirmed the token and that the owner may write all `repo_ids`."
+    from huggingface_hub import HfApi
+    api = HfApi(token=hub_token())
+    try: me = api.whoami()
+    except Exception as e:   # offline mode, no network, a rejected token: one line that says which
+        raise PublishError(f"the Hub could not confirm the token ({type(e).__name__}: {str(e).strip().splitlines()[0][:150] if str(e).strip() else ''}): "
+                           f"check the token (huggingface-cli login), the network, and that HF_HUB_OFFLINE is not set; "
+                           f"or publish with dry_run") from None
+    owners = {me['name'], *[o['name'] for o in me.get('orgs', [])]}
+    for repo_id in repo_ids:
+        if repo_id.split('/')[0] not in owners:
+            raise PublishError(f"{repo_id} is not under your user or organisations ({', '.join(sorted(owners))}): choose a repo id you own")
+    return api
+
 def assert_no_token(paths, token: Optional[str] = None):
     "Raise if the token appears in any file under `paths` (files or directories)."
     token = token or os.environ.get('HF_TOKEN')
@@ -167,8 +182,8 @@ def stage_upload(folder, kind: str, card: str, stage_dir, include_f16: bool = Fa
         atomic_write_text(tmp/'README.md', card)
     return Path(stage_dir)
 
-def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True, retries: int = 3) -> str:
-    "Upload the staged folder to `repo_id` (or, with `dry_run`, describe it); returns the repo URL."
+def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True, retries: int = 3, api=None) -> str:
+    "Upload the staged folder to `repo_id` (or, with `dry_run`, describe it); returns the repo URL. `api`: `hub_access`'s."
     stage_dir = Path(stage_dir)
     files = sorted(p.name for p in stage_dir.iterdir())
     url = f'https://huggingface.co/{repo_id}'
@@ -176,17 +191,8 @@ def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True,
         size = sum((stage_dir/f).stat().st_size for f in files) / 2**20
         print(f"dry run: would push {len(files)} files ({size:.1f} MiB) to {url} ({'private' if private else 'public'}): {', '.join(files)}")
         return url
-    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
-    api = HfApi(token=hub_token())
-    try: me = api.whoami()
-    except Exception as e:   # offline mode, no network, a rejected token: one line that says which
-        raise PublishError(f"the Hub could not confirm the token ({type(e).__name__}: {str(e).strip().splitlines()[0][:150] if str(e).strip() else ''}): "
-                           f"check the token (huggingface-cli login), the network, and that HF_HUB_OFFLINE is not set; "
-                           f"or publish with dry_run") from None
-    owners = {me['name'], *[o['name'] for o in me.get('orgs', [])]}
-    if repo_id.split('/')[0] not in owners:
-        raise PublishError(f"{repo_id} is not under your user or organisations ({', '.join(sorted(owners))}): choose a repo id you own")
+    api = api or hub_access([repo_id])
     api.create_repo(repo_id, private=private, exist_ok=True)
     for attempt in range(retries):
         try:
@@ -217,12 +223,13 @@ def run_publish(cfg: RunConfig, command: Optional[str] = None, owner: Optional[s
         plans.append((kind, folder, repo_id, model_card(kind, record, repo_id, lic, bench)))
     if not plans: raise PublishError(f"nothing to publish under {lay.results}: run the quantize (with save.modes [real]) or gguf "
                                      f"stage first" + (f" ({'; '.join(skipped)})" if skipped else ''))
-    if not dry_run: hub_token()      # a missing token stops the stage before anything is written
+    assert_no_token([folder for _, folder, _, _ in plans])
+    api = None if dry_run else hub_access([repo_id for _, _, repo_id, _ in plans])   # token and owner, before any write
     out = {}
     for kind, folder, repo_id, card in plans:
         staged = stage_upload(folder, kind, card, lay.outputs/'hub'/folder.name)
         atomic_write_text(lay.results/'cards'/f'{folder.name}.README.md', card)
         assert_no_token([staged, lay.results])
-        out[kind] = dict(repo_id=repo_id, url=publish(staged, repo_id, private, dry_run), staged=str(staged),
+        out[kind] = dict(repo_id=repo_id, url=publish(staged, repo_id, private, dry_run, api=api), staged=str(staged),
                          files=sorted(p.name for p in staged.iterdir()), dry_run=dry_run)
     return out

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_methods.ipynb #2a6b0005
 from __future__ import annotations
-import copy, difflib, os, shutil
+import copy, difflib, os, shutil, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,8 +15,9 @@ from .gptq_format import save_gptq_checkpoint, load_gptq_dequantized, _import_gp
 from .blockwise import get_algorithm, quantize_model
 
 # %% auto #0
-__all__ = ['METHODS', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method', 'linear_in_features', 'Method',
-           'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'RTN', 'SmoothQuant', 'GPTQModelMethod']
+__all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
+           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'RTN', 'SmoothQuant',
+           'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -30,6 +31,7 @@ class QuantizeJob:
     real_dir: Optional[Path] = None      # write the packed checkpoint here
     keep_transformed: bool = False       # return the transformed float model too
     source_dir: Optional[Callable] = None   # () -> a checkpoint directory of `model`
+    work_dir: Optional[Path] = None      # the run's outputs folder, for scratch files (None: a temporary directory)
 
 @dataclass
 class QuantizeResult:
@@ -209,6 +211,8 @@ class SmoothQuant(EngineMethod):
             if not 0 <= self.alpha <= 1: raise ConfigError(f"{where}.alpha: must be in [0, 1], got {self.alpha}")
 
 # %% ../nbs/07a_methods.ipynb #2a6b0014
+GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)
+
 @register_method
 class GPTQModelMethod(Method):
     name, title, repo_suffix, needs_hessian = 'gptqmodel', 'GPTQ (GPTQModel)', 'GPTQ', True
@@ -223,6 +227,11 @@ class GPTQModelMethod(Method):
 
     def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
         if qc.weight.bits not in (2, 3, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQModel packs 2, 3, 4 or 8 bits, got {qc.weight.bits}")
+        w = qc.weight
+        if w.granularity == 'per_group' and w.group_size not in GPTQMODEL_GROUP_SIZES:
+            raise ConfigError(f"quant.weight.group_size: GPTQModel's kernels take group sizes "
+                              f"{', '.join(map(str, GPTQMODEL_GROUP_SIZES[1:]))} (or granularity per_channel), not "
+                              f"{w.group_size}; pick one of those, or use quant.method gptq (our engine takes any size)")
         warnings = super().check(qc, save_modes, model_config, n_calib_tokens)
         if model_config is not None:
             gptqmodel = _import_gptqmodel()
@@ -246,14 +255,20 @@ class GPTQModelMethod(Method):
                              damp_percent=sp.damp_percent, desc_act=sp.order == 'desc_act',
                              act_group_aware=per_group and sp.order == 'group_aware')
         examples = [{'input_ids': w.tolist(), 'attention_mask': [1] * len(w)} for w in job.calib]
-        out = job.real_dir or Path(job.source_dir()).parent/'.gptqmodel-scratch'
         src = job.source_dir()
-        with atomic_dir(out, overwrite=True) as tmp:
-            with Measure() as m:
-                model = GPTQModel.load(str(src), gqc, device=str(resolve_device(job.device)))
-                model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
-                model.save(str(tmp))
-            del model
-        fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
-        if job.real_dir is None: shutil.rmtree(out, ignore_errors=True)     # asked for fake weights only
+        scratch = None     # asked for fake weights only: the packed checkpoint is scratch, in the run's outputs folder
+        if job.real_dir is None:
+            if job.work_dir is not None: Path(job.work_dir).mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix='.gptqmodel-scratch-', dir=job.work_dir))
+        out = job.real_dir or scratch/'packed'
+        try:
+            with atomic_dir(out, overwrite=True) as tmp:
+                with Measure() as m:
+                    model = GPTQModel.load(str(src), gqc, device=str(resolve_device(job.device)))
+                    model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
+                    model.save(str(tmp))
+                del model
+            fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
+        finally:
+            if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
         return QuantizeResult(fake, None, out if job.real_dir else None, round(m.seconds, 1), m.peak_rss_bytes, m.peak_cuda_bytes)

@@ -4,12 +4,13 @@
 
 # %% ../nbs/00a_models.ipynb #4b547c8f
 from __future__ import annotations
-import importlib.util, os, re
+import importlib.util, os, re, struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 import torch
+from safetensors import SafetensorError, safe_open
 from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, resolve_device, resolve_dtype
 from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized
 
@@ -90,8 +91,30 @@ def resolve_model(name: str) -> ModelSource:
     return ModelSource('hub', name, name.split('/')[-1], base_model=name)
 
 # %% ../nbs/00a_models.ipynb #176b84c8
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError)   # what a bad file raises
+
+def _is_damage(e: Exception) -> bool:
+    "Whether `e` is how a weights file that ends early or holds garbage fails to parse."
+    return isinstance(e, (struct.error, EOFError, SafetensorError)) or (isinstance(e, ValueError) and any(
+        s in str(e) for s in ('cannot reshape array', 'mmap an empty file', 'buffer is smaller')))
+
+def _damaged_file(src: ModelSource) -> str:
+    "The file of `src` that cannot be read: its .gguf, or the first .safetensors of a directory whose header is bad."
+    if src.gguf_file: return str(Path(src.ref)/src.gguf_file)
+    for f in sorted(Path(src.ref).glob('*.safetensors')) if src.kind == 'dir' else []:
+        try:
+            with safe_open(str(f), 'pt'): pass
+        except Exception: return str(f)
+    return src.ref
+
 def _load_error(src: ModelSource, e: Exception) -> ModelLoadError:
     first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+    if _is_damage(e) and src.kind == 'hub':
+        return ModelLoadError(f"a weights file of {src.ref!r} in the Hugging Face cache is truncated or damaged ({first}): "
+                              f"download it again (huggingface-cli download {src.ref} --force-download)")
+    if _is_damage(e):
+        return ModelLoadError(f"{_damaged_file(src)} is truncated or damaged ({first}): download or convert it again, "
+                              f"or check the path")
     if src.kind == 'hub':
         return ModelLoadError(f"could not load {src.ref!r} from the Hugging Face Hub ({first}). If you are offline or the "
                               f"repo is gated, download it where you have access (huggingface-cli download {src.ref} "
@@ -109,7 +132,7 @@ def load_config(name: str, revision: Optional[str] = None, trust_remote_code: bo
     from transformers import AutoConfig
     src = resolve_model(name)
     try: cfg = AutoConfig.from_pretrained(src.ref, **_kw(src, revision, trust_remote_code))
-    except (OSError, ValueError, KeyError) as e: raise _load_error(src, e) from None
+    except _READ_ERRORS as e: raise _load_error(src, e) from None
     check_architecture(cfg)
     return cfg
 
@@ -125,7 +148,7 @@ def load_tokenizer(name: str, revision: Optional[str] = None, trust_remote_code:
     "The model's tokenizer (cached per process: converting a GGUF vocabulary takes seconds)."
     src = resolve_model(name)
     try: return _cached_tokenizer(src.ref, src.gguf_file, revision if src.kind == 'hub' else None, trust_remote_code)
-    except (OSError, ValueError, KeyError) as e: raise _load_error(src, e) from None
+    except _READ_ERRORS as e: raise _load_error(src, e) from None
 
 def _as_plain_model(model):
     "Rebuild a GGUF-dequantized model as an ordinary float model that `save_pretrained` accepts."
@@ -148,7 +171,7 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
     if src.kind == 'dir' and is_gptq_checkpoint(src.ref):   # a GPTQ checkpoint: read it as a float model
         return load_gptq_dequantized(src.ref, torch_dtype, str(dev))
     try: model = AutoModelForCausalLM.from_pretrained(src.ref, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
-    except (OSError, ValueError, KeyError) as e: raise _load_error(src, e) from None
+    except _READ_ERRORS as e: raise _load_error(src, e) from None
     if src.kind == 'gguf': model = _as_plain_model(model)
     model.name_or_path = src.base_model or src.ref
     return model.to(dev).eval(), load_tokenizer(name, revision, trust_remote_code)

@@ -52,6 +52,13 @@ class PerplexityResult:
     seq_len: int
     def to_dict(self): return asdict(self)
 
+def _exp(nll: float) -> float:
+    "`exp(nll)`, infinite where it overflows a float (finite but enormous logits) instead of an OverflowError."
+    try: return math.exp(nll)
+    except OverflowError: return math.inf
+
+def _model_name(model) -> str: return getattr(model, 'name_or_path', None) or type(model).__name__
+
 def perplexity(model, ids: torch.Tensor, seq_len: int = 2048, batch_size: int = 1,
                max_windows: Optional[int] = None, progress: bool = True) -> PerplexityResult:
     "Perplexity of `model` on token ids `ids` with non-overlapping windows of `seq_len`."
@@ -62,10 +69,11 @@ def perplexity(model, ids: torch.Tensor, seq_len: int = 2048, batch_size: int = 
                                    reduction='sum').item()
         count += batch[:, 1:].numel()
     nll = nll_sum / count
-    if not math.isfinite(nll):
-        raise QuantizedLLMsError(f"perplexity is not finite ({nll}): the model's weights are damaged or overflow in "
-                                 f"{getattr(model, 'dtype', 'its dtype')}; load it again, or evaluate in float32")
-    return PerplexityResult(ppl=math.exp(nll), nll=nll, n_tokens=count, n_windows=len(windows), seq_len=seq_len)
+    if not math.isfinite(ppl := _exp(nll)):
+        raise QuantizedLLMsError(f"{_model_name(model)}: perplexity is not finite (mean NLL {nll:.4g} nats): the model's "
+                                 f"weights are damaged or overflow in {getattr(model, 'dtype', 'its dtype')}; load it "
+                                 f"again, or evaluate in float32")
+    return PerplexityResult(ppl=ppl, nll=nll, n_tokens=count, n_windows=len(windows), seq_len=seq_len)
 
 # %% ../nbs/00c_perplexity.ipynb #8e3085dd
 def token_kl(lp_ref: torch.Tensor, lp_test: torch.Tensor) -> tuple:
@@ -106,8 +114,8 @@ def compare_to_reference(reference, models: dict, windows: torch.Tensor, chunk: 
                 kl[n][0].append(k); kl[n][1].append(same)
             del out
         count += tgt.numel()
-    res = {'reference': dict(ppl=math.exp(nll['reference'] / count) if math.isfinite(nll['reference']) else math.nan, n_tokens=count)}
-    for n in models: res[n] = dict(ppl=math.exp(nll[n] / count) if math.isfinite(nll[n]) else math.nan, **kld_summary(*kl[n]))
+    res = {'reference': dict(ppl=_exp(nll['reference'] / count), n_tokens=count)}      # overflow: inf, refused below
+    for n in models: res[n] = dict(ppl=_exp(nll[n] / count), **kld_summary(*kl[n]))
     for n, r in res.items():
         if not all(math.isfinite(v) for v in r.values()):
             where = (sources or {}).get(n)

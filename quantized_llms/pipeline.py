@@ -13,16 +13,16 @@ from .core import (RunConfig, QuantizedLLMsError, ConfigError, atomic_write_json
 from .models import load_from_config
 from .data import load_text, tokenize_text
 from .perplexity import perplexity
-from .runs import RunLayout
+from .runs import RunLayout, check_sequence_lengths
 from .quantize import run_quantize, check_quantize
 from .gguf import run_gguf
 from .hub import run_publish
 
 # %% auto #0
 __all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'run',
-           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'parse_assignments',
-           'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch', 'run_batch',
-           'write_algorithm_table']
+           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'yaml_values',
+           'parse_assignments', 'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch',
+           'run_batch', 'write_algorithm_table']
 
 # %% ../nbs/05_pipeline.ipynb #f2536c78
 def model_size_bytes(model) -> int:
@@ -61,6 +61,7 @@ STAGE_RUNNERS = {'baseline': run_baseline, 'quantize': run_quantize, 'gguf': run
 def check_run(cfg: RunConfig) -> list:
     "Refuse, before any work, what the stages of `cfg` cannot do; return warnings."
     lay, warnings = RunLayout(cfg), []    # an unknown method or model stops here
+    check_sequence_lengths(cfg)           # windows the model's context cannot hold, for every stage that uses them
     if 'quantize' in cfg.stages: warnings += check_quantize(cfg)
     if 'gguf' in cfg.stages and cfg.gguf.source == 'transformed':
         if not lay.method.transforms:
@@ -82,8 +83,8 @@ def run_lock(cfg: RunConfig):
             f = open(d/'.lock', 'w'); held.append(f)
             try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish, or set save.name, "
-                                         f"save.results_dir or save.output_dir to other folders") from None
+                raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish, or give this run "
+                                         f"another save.name or save.output_dir") from None
         yield lay
     finally:
         for f in held: f.close()
@@ -115,26 +116,45 @@ def benchmark_scores(bench: Optional[dict]) -> dict:
         out[key] = {f"{r['task']} {r['metric']}": r['value'] for r in v.get('rows') or [] if not r.get('in_group')}
     return out
 
+def _baseline_rows(b: dict) -> list:
+    return [dict(variant=f"original ({b['variant']})", stage='baseline', perplexity=b['perplexity']['ppl'],
+                 size_MB=b['model_bytes'] / 2**20, tokens=b['perplexity']['n_tokens'])]
+
+def _quantize_rows(q: dict) -> list:
+    pos = next((p for p in ('real', 'fake_quant') if p in q['positions']), None)
+    if pos is None: raise KeyError('no real or fake_quant position')
+    size = (q['outputs'].get('real') or q['outputs'].get('fake') or {}).get('bytes')
+    r = q['positions'][pos]
+    return [dict(variant=f"{q['method_title']} {q['scheme']}", stage='quantize', perplexity=r['ppl'],
+                 size_MB=size / 2**20 if size else None, tokens=r['n_tokens'], kld_mean=r['kld_mean'],
+                 top1_agreement=r['top1_agreement'])]
+
+def _gguf_rows(f: dict) -> list:
+    return [dict(variant=f'GGUF {t}', stage='gguf', perplexity=r['ppl'], size_MB=f['bytes'][t] / 2**20,
+                 tokens=r['n_tokens'], kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
+                 gen_tokens_per_s=f['speed'][t]['gen_tokens_per_s'])
+            for t, r in f['results'].items() if t != 'reference']
+
+_SUMMARY_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, ZeroDivisionError)
+
+def _summary_part(results_dir, stage: str, make, default):
+    "`make(record)` for the stage's record; an unreadable or incomplete record is skipped with a printed warning."
+    try:
+        rec = read_result(results_dir, stage)
+        return default if rec is None else make(rec)
+    except QuantizedLLMsError as e: why = str(e)
+    except _SUMMARY_ERRORS as e:
+        why = (f"{Path(results_dir)/f'{stage}.json'} lacks what the summary needs ({type(e).__name__}: {e}): "
+               f"run the {stage} stage again")
+    print(f"warning: summary without the {stage} stage: {why}", flush=True)
+    return default
+
 def summary_rows(results_dir) -> list:
-    "One row per variant (original, the quantized checkpoint, each GGUF file) from a run's result files, with its lm-eval scores."
-    rows = []
-    if (b := read_result(results_dir, 'baseline')):
-        rows.append(dict(variant=f"original ({b['variant']})", stage='baseline', perplexity=b['perplexity']['ppl'],
-                         size_MB=b['model_bytes'] / 2**20, tokens=b['perplexity']['n_tokens']))
-    if (q := read_result(results_dir, 'quantize')):
-        pos = next(p for p in ('real', 'fake_quant') if p in q['positions'])
-        size = (q['outputs'].get('real') or q['outputs'].get('fake') or {}).get('bytes')
-        r = q['positions'][pos]
-        rows.append(dict(variant=f"{q['method_title']} {q['scheme']}", stage='quantize', perplexity=r['ppl'],
-                         size_MB=size / 2**20 if size else None, tokens=r['n_tokens'], kld_mean=r['kld_mean'],
-                         top1_agreement=r['top1_agreement']))
-    if (f := read_result(results_dir, 'gguf')):
-        for t, r in f['results'].items():
-            if t == 'reference': continue
-            rows.append(dict(variant=f'GGUF {t}', stage='gguf', perplexity=r['ppl'], size_MB=f['bytes'][t] / 2**20,
-                             tokens=r['n_tokens'], kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
-                             gen_tokens_per_s=f['speed'][t]['gen_tokens_per_s']))
-    scores = benchmark_scores(read_result(results_dir, 'benchmark'))
+    """One row per variant (original, the quantized checkpoint, each GGUF file) from a run's result files, with its
+    lm-eval scores. A record that cannot be used is left out with a warning (a resumed run makes it again)."""
+    rows = [r for stage, make in (('baseline', _baseline_rows), ('quantize', _quantize_rows), ('gguf', _gguf_rows))
+            for r in _summary_part(results_dir, stage, make, [])]
+    scores = _summary_part(results_dir, 'benchmark', benchmark_scores, {})
     cols = list(dict.fromkeys(c for sc in scores.values() for c in sc))
     for r in rows:
         sc = scores.get(r['stage'] if r['stage'] != 'gguf' else r['variant'], {})
@@ -177,13 +197,27 @@ def summarize(cfg: RunConfig) -> list:
     return rows
 
 # %% ../nbs/05_pipeline.ipynb #1609d007
-def yaml_value(s: str):
+def yaml_value(s: str, where: str = 'value'):
+    "`s` read as YAML (`4` an int, `[a, b]` a list, `null` None); text that is not YAML is a ConfigError naming `where`."
     import yaml
-    return yaml.safe_load(s)
+    try: return yaml.safe_load(s)
+    except yaml.YAMLError as e:
+        why = ' '.join(str(getattr(e, 'problem', None) or e).split())
+        raise ConfigError(f"{where}: not valid YAML ({why}); quote the value or close its brackets") from None
+
+def yaml_values(s: str, where: str = 'value') -> list:
+    "Comma-separated values read as one YAML flow sequence: `rtn,awq` is two strings, `[a,b],[a]` two lists."
+    vals = yaml_value(f'[{s}]', where)
+    if not vals: raise ConfigError(f"{where}: give at least one value after =")
+    return vals
 
 def _set(d: dict, dotted: str, value):
     keys = dotted.split('.'); cur = d
-    for k in keys[:-1]: cur = cur.setdefault(k, {})
+    for i, k in enumerate(keys[:-1]):
+        cur = cur.setdefault(k, {})
+        if not isinstance(cur, dict):
+            at = '.'.join(keys[:i + 1])
+            raise ConfigError(f"{dotted}: {at} is {cur!r}, not a section of settings; set {at} itself")
     cur[keys[-1]] = value
 
 def parse_assignments(items: list, flag: str, many: bool = False) -> dict:
@@ -193,7 +227,7 @@ def parse_assignments(items: list, flag: str, many: bool = False) -> dict:
         if '=' not in it or not it.split('=', 1)[0].strip():
             raise ConfigError(f"{flag} {it!r}: write key=value" + (',value2,...' if many else '') + " (e.g. quant.method=awq)")
         k, v = it.split('=', 1)
-        out[k.strip()] = [yaml_value(x) for x in v.split(',')] if many else yaml_value(v)
+        out[k.strip()] = yaml_values(v, f'{flag} {it!r}') if many else yaml_value(v, f'{flag} {it!r}')
     return out
 
 def apply_settings(cfg: RunConfig, settings: dict) -> RunConfig:
@@ -311,10 +345,11 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=Non
             for row in summary_rows(res): rows.append(dict(run=r['run'], model=res.name, **row))
     summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'])
     ours = [rec for r in runs if r['status'] == 'ok' for res in (runs_dir/r['run']/'results').glob('*')
-            if (rec := read_result(res, 'quantize'))]
+            if (rec := _summary_part(res, 'quantize', lambda q: q, None))]
     if ours:    # this batch's runs, and earlier runs in runs_dir measured on the same model, windows and calibration
         key = lambda rec: (rec['model'], rec['eval'], rec['config']['calib'])
-        found = {p.parent.parent.parent.name: read_result(p.parent, 'quantize') for p in sorted(runs_dir.glob('*/results/*/quantize.json'))}
+        found = {p.parent.parent.parent.name: _summary_part(p.parent, 'quantize', lambda q: q, None)
+                 for p in sorted(runs_dir.glob('*/results/*/quantize.json'))}
         same = {rid: rec for rid, rec in found.items() if rec and key(rec) == key(ours[0])}
         summary['algorithms'] = str(write_algorithm_table(same, RunLayout(cfg).results, command))
     atomic_write_json(runs_dir/'summary.json', summary)

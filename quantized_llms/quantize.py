@@ -65,7 +65,8 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
     packable = lay.method.save_modes(qc)['real'] is None
     job = QuantizeJob(qc, fp, tok, calib, cfg.model.device, cfg.calib.batch_size,
                       real_dir=lay.quantized_dir('real') if packable and ('real' in modes or 'real' in positions) else None,
-                      keep_transformed='transformed' in modes or 'transformed' in positions, source_dir=lay.original_checkpoint)
+                      keep_transformed='transformed' in modes or 'transformed' in positions, source_dir=lay.original_checkpoint,
+                      work_dir=lay.outputs)
     res = lay.method.quantize(job)
     outputs = {}
     if res.real_dir is not None: outputs['real'] = res.real_dir

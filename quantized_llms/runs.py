@@ -7,14 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from .core import RunConfig, QuantizedLLMsError, ModelLoadError, read_result, resolve_device
-from .models import resolve_model, checkpoint_dir, load_model, load_from_config
+from .core import RunConfig, QuantizedLLMsError, ConfigError, ModelLoadError, read_result, resolve_device
+from .models import resolve_model, checkpoint_dir, load_model, load_from_config, load_config
 from .gptq_format import check_digest, is_gptq_checkpoint, load_gptq, load_gptq_dequantized
 from .methods import get_method
 from .llamacpp import GGUFCausalLM
 
 # %% auto #0
-__all__ = ['STAGE_INPUTS', 'VARIANTS', 'stage_inputs', 'upstream', 'RunLayout', 'Variant', 'Original', 'Quantized', 'GGUF']
+__all__ = ['STAGE_INPUTS', 'SEQ_LEN_STAGES', 'VARIANTS', 'stage_inputs', 'upstream', 'model_context', 'check_sequence_lengths',
+           'RunLayout', 'Variant', 'Original', 'Quantized', 'GGUF']
 
 # %% ../nbs/00e_runs.ipynb #3b7c0008
 STAGE_INPUTS = {
@@ -25,7 +26,7 @@ STAGE_INPUTS = {
 }
 
 def _pick(d: dict, dotted: str):
-    for k in dotted.split('.'): d = (d or {}).get(k)
+    for k in dotted.split('.'): d = d.get(k) if isinstance(d, dict) else None
     return d
 
 def stage_inputs(cfg: RunConfig, stage: str) -> tuple:
@@ -39,6 +40,26 @@ def upstream(cfg: RunConfig, stage: str) -> list:
         return [s for v, s in (('quantized', 'quantize'), ('gguf', 'gguf')) if v in cfg.bench.variants]
     if stage == 'gguf' and cfg.gguf.source == 'transformed': return ['quantize']
     return []
+
+# %% ../nbs/00e_runs.ipynb #e17a0002
+# the stages that use each section's windows
+SEQ_LEN_STAGES = {'eval': ('baseline', 'quantize', 'gguf'), 'calib': ('quantize',)}
+
+def model_context(cfg: RunConfig) -> Optional[int]:
+    "The model's context length in tokens, from its config, or None if the config does not say."
+    mc = load_config(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    for k in ('max_position_embeddings', 'n_positions'):
+        if isinstance(n := getattr(mc, k, None), int) and n > 0: return n
+    return None
+
+def check_sequence_lengths(cfg: RunConfig) -> None:
+    "Refuse an `eval.seq_len` or `calib.seq_len` that the configured stages use and the model's context cannot hold."
+    used = [s for s, stages in SEQ_LEN_STAGES.items() if any(st in cfg.stages for st in stages)]
+    if not used or not (ctx := model_context(cfg)): return
+    for s in used:
+        if (n := getattr(cfg, s).seq_len) > ctx:
+            raise ConfigError(f"{s}.seq_len: {n} tokens exceed the model's context of {ctx}; use {ctx} or less")
+
 
 # %% ../nbs/00e_runs.ipynb #3b7c0010
 class RunLayout:
@@ -67,7 +88,7 @@ class RunLayout:
         return self.gguf_dir/f'{self.label}-{prefix}{gguf_type.upper()}.gguf'
 
     def record(self, stage: str) -> Optional[dict]:
-        "The stage's result record, or None if there is none or it cannot be read (the stage runs again)."
+        "The stage's result record, or None if there is none, it cannot be read or it lacks what the stage records."
         try: return read_result(self.results, stage)
         except QuantizedLLMsError: return None
 
@@ -81,6 +102,7 @@ class RunLayout:
         "The stage's record if it finished with these settings, its files are whole, and it is newer than its inputs."
         rec = self.record(stage)
         if rec is None: return None
+        if stage == 'benchmark' and any(v.get('error') for v in rec['variants']): return None   # a variant failed: retry
         now = self.cfg.to_dict()
         if any(_pick(rec.get('config', {}), k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
         if self.damaged_output(rec): return None
