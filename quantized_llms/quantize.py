@@ -15,7 +15,7 @@ from .data import load_text, tokenize_text, calibration_windows
 from .perplexity import eval_windows, compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .methods import QuantizeJob
-from .runs import RunLayout
+from .runs import RunLayout, check_sequence_lengths
 
 # %% auto #0
 __all__ = ['check_quantize', 'calibration_data', 'evaluation_windows', 'run_quantize', 'quantize_markdown']
@@ -36,9 +36,7 @@ def calibration_data(cfg: RunConfig, tokenizer) -> torch.Tensor:
 def evaluation_windows(cfg: RunConfig, tokenizer) -> torch.Tensor:
     "The evaluation windows `cfg.eval` names, checked against the model's context length."
     e = cfg.eval
-    ctx = getattr(load_config(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code), 'max_position_embeddings', None)
-    if ctx and e.seq_len > ctx:
-        raise ConfigError(f"eval.seq_len: {e.seq_len} tokens exceed the model's context of {ctx}; use {ctx} or less")
+    check_sequence_lengths(cfg)
     return eval_windows(tokenize_text(tokenizer, load_text(e.name, e.split, e.path, e.text_field if e.path else None)),
                         e.seq_len, e.max_windows)
 
