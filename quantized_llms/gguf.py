@@ -19,7 +19,8 @@ from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM
 from .runs import RunLayout
 
 # %% auto #0
-__all__ = ['tokenizers_agree', 'OneContextAtATime', 'summarize_fallbacks', 'gguf_markdown', 'gguf_sources', 'run_gguf']
+__all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'summarize_fallbacks', 'gguf_markdown',
+           'gguf_sources', 'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
@@ -28,17 +29,28 @@ def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars:
     return hf_tokenizer(sample, add_special_tokens=False).input_ids == gguf_model.tokenize(sample)
 
 # %% ../nbs/02_gguf.ipynb #e603b1b3
-class OneContextAtATime:
-    "A GGUF file called like a model, its llama.cpp context opened for each call and freed after it."
-    def __init__(self, path, n_ctx: int = 2048): self.path, self.n_ctx = Path(path), n_ctx
+CONTEXTS_BUDGET_BYTES = 2 * 2**30     # all-token logits buffers kept open together at most
+
+class LazyGGUF:
+    "A GGUF file called like a model, its llama.cpp context opened when needed: kept open, or freed after each call."
+    def __init__(self, path, n_ctx: int = 2048, keep_open: bool = False):
+        self.path, self.n_ctx, self.keep_open, self._open = Path(path), n_ctx, keep_open, None
     def parameters(self): return iter(())
     @contextlib.contextmanager
     def opened(self):
-        m = GGUFCausalLM(self.path, n_ctx=self.n_ctx)
+        m = self._open or GGUFCausalLM(self.path, n_ctx=self.n_ctx)
+        if self.keep_open: self._open = m
         try: yield m
-        finally: m.llm.close(); del m
+        finally:
+            if not self.keep_open: m.llm.close()
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         with self.opened() as m: return m(ids)
+    def close(self):
+        if self._open is not None: self._open.llm.close(); self._open = None
+
+def keep_contexts_open(n_files: int, n_ctx: int, n_vocab: int) -> bool:
+    "Whether every file's all-token logits buffer (float32, n_ctx x vocabulary) fits `CONTEXTS_BUDGET_BYTES` together."
+    return n_files * n_ctx * n_vocab * 4 <= CONTEXTS_BUDGET_BYTES
 
 # %% ../nbs/02_gguf.ipynb #5f1cd3ae
 def summarize_fallbacks(fallbacks: list) -> str:
@@ -99,13 +111,17 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
     text = load_text(e.name, e.split, e.path, e.text_field if e.path else None)
     from quantized_llms.perplexity import eval_windows
     windows = eval_windows(tokenize_text(tok, text), e.seq_len, e.max_windows)
-    models = {k: OneContextAtATime(p, n_ctx=e.seq_len) for k, p in files.items()}   # memory: one context at a time
-    with models['F16'].opened() as m: agree = tokenizers_agree(tok, m, text)
-    ref, _ = load_from_config(cfg.model)
-    cmp = compare_to_reference(ref, models, windows, sources={k: str(p) for k, p in files.items()})
-    speed = {}
-    for k, lazy in models.items():
-        with lazy.opened() as m: speed[k] = m.speed()
+    keep = keep_contexts_open(len(files), e.seq_len, len(tok))     # else one context at a time: memory stays bounded
+    models = {k: LazyGGUF(p, n_ctx=e.seq_len, keep_open=keep) for k, p in files.items()}
+    try:
+        with models['F16'].opened() as m: agree = tokenizers_agree(tok, m, text)
+        ref, _ = load_from_config(cfg.model)
+        cmp = compare_to_reference(ref, models, windows, sources={k: str(p) for k, p in files.items()})
+        speed = {}
+        for k, lazy in models.items():
+            with lazy.opened() as m: speed[k] = m.speed()
+    finally:
+        for lazy in models.values(): lazy.close()
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, eval_dataset=e.path or e.name,
                   windows=len(windows), seq_len=e.seq_len, tokenizers_agree=agree, convert_seconds=convert_s,
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
