@@ -468,27 +468,54 @@ def read_result(results_dir, name: str) -> Optional[dict]:
     return rec
 
 # %% ../nbs/00_core.ipynb #5a9d975c
+def _peak_rss_reset() -> bool:
+    "Reset the kernel's peak-RSS mark of this process (Linux: `VmHWM`, through `/proc/self/clear_refs`)."
+    try:
+        with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+        return True
+    except OSError: return False
+
+def _peak_rss() -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM:'))
+    except (OSError, StopIteration): return None
+
 class Measure:
-    "Context manager recording wall time (`seconds`), peak CPU RSS (`peak_rss_bytes`) and peak CUDA memory (`peak_cuda_bytes`)."
+    """Context manager recording wall time (`seconds`), peak CPU RSS (`peak_rss_bytes`) and peak CUDA memory
+    (`peak_cuda_bytes`) of what runs inside it. On Linux the peak is the kernel's own mark (reset on entry), so a
+    short spike counts; elsewhere RSS is sampled. Measures nest: an inner one hands the peak so far to the outer ones
+    before it resets the marks, and its own peak when it ends."""
+    _active: list = []
     def __init__(self, interval: float = 0.05): self.interval = interval
     def _rss(self) -> int:
         import psutil
         return psutil.Process().memory_info().rss
     def _sample(self):
         while not self._stop.wait(self.interval): self.peak_rss_bytes = max(self.peak_rss_bytes, self._rss())
+    def _marks(self) -> tuple:
+        import torch
+        return (_peak_rss() or 0) if self._kernel else 0, torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    def _raise_to(self, rss: int, cuda: Optional[int]):
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        if cuda is not None: self.peak_cuda_bytes = max(self.peak_cuda_bytes or 0, cuda)
     def __enter__(self):
         import threading, torch
+        self._kernel = _peak_rss() is not None
+        for outer in Measure._active: outer._raise_to(*outer._marks())
+        self._kernel = self._kernel and _peak_rss_reset()
         self.peak_rss_bytes, self.peak_cuda_bytes = self._rss(), None
         if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
         self._stop = threading.Event(); self._t = threading.Thread(target=self._sample, daemon=True); self._t.start()
+        Measure._active.append(self)
         self._t0 = time.perf_counter()
         return self
     def __exit__(self, *exc):
-        import torch
         self.seconds = time.perf_counter() - self._t0
         self._stop.set(); self._t.join()
-        self.peak_rss_bytes = max(self.peak_rss_bytes, self._rss())
-        if torch.cuda.is_available(): self.peak_cuda_bytes = torch.cuda.max_memory_allocated()
+        self._raise_to(self._rss(), None); self._raise_to(*self._marks())
+        Measure._active.remove(self)
+        for outer in Measure._active: outer._raise_to(self.peak_rss_bytes, self.peak_cuda_bytes)
         return False
     def to_dict(self) -> dict:
         return dict(seconds=round(self.seconds, 3), peak_rss_bytes=self.peak_rss_bytes, peak_cuda_bytes=self.peak_cuda_bytes)

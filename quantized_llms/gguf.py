@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib, time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 import torch
 from .core import RunConfig, QuantizedLLMsError, markdown_table, write_result
 from .core import ConfigError
 from .models import load_from_config, load_tokenizer
 from .data import load_text, tokenize_text
-from .perplexity import compare_to_reference
+from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM
 from .runs import RunLayout
@@ -29,28 +29,30 @@ def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars:
     return hf_tokenizer(sample, add_special_tokens=False).input_ids == gguf_model.tokenize(sample)
 
 # %% ../nbs/02_gguf.ipynb #e603b1b3
-CONTEXTS_BUDGET_BYTES = 2 * 2**30     # all-token logits buffers kept open together at most
+CONTEXTS_BUDGET_BYTES = 2 * 2**30     # llama.cpp logits buffers kept open together at most
 
 class LazyGGUF:
-    "A GGUF file called like a model, its llama.cpp context opened when needed: kept open, or freed after each call."
-    def __init__(self, path, n_ctx: int = 2048, keep_open: bool = False):
-        self.path, self.n_ctx, self.keep_open, self._open = Path(path), n_ctx, keep_open, None
+    "A GGUF file called like a model, its llama.cpp context opened when needed: kept open, or freed after each window."
+    def __init__(self, path, n_ctx: int = 2048, n_batch: int = 512, keep_open: bool = False):
+        self.path, self.n_ctx, self.n_batch, self.keep_open, self._open = Path(path), n_ctx, n_batch, keep_open, None
     def parameters(self): return iter(())
     @contextlib.contextmanager
     def opened(self):
-        m = self._open or GGUFCausalLM(self.path, n_ctx=self.n_ctx)
+        m = self._open or GGUFCausalLM(self.path, n_ctx=self.n_ctx, n_batch=self.n_batch, logits_all=False)
         if self.keep_open: self._open = m
         try: yield m
         finally:
             if not self.keep_open: m.llm.close()
+    def logit_chunks(self, ids, chunk: Optional[int] = None) -> Iterator[torch.Tensor]:
+        with self.opened() as m: yield from m.logit_chunks(ids, chunk)
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         with self.opened() as m: return m(ids)
     def close(self):
         if self._open is not None: self._open.llm.close(); self._open = None
 
-def keep_contexts_open(n_files: int, n_ctx: int, n_vocab: int) -> bool:
-    "Whether every file's all-token logits buffer (float32, n_ctx x vocabulary) fits `CONTEXTS_BUDGET_BYTES` together."
-    return n_files * n_ctx * n_vocab * 4 <= CONTEXTS_BUDGET_BYTES
+def keep_contexts_open(n_files: int, n_batch: int, n_vocab: int) -> bool:
+    "Whether every file's logits buffer (float32, n_batch x vocabulary) fits `CONTEXTS_BUDGET_BYTES` together."
+    return n_files * n_batch * n_vocab * 4 <= CONTEXTS_BUDGET_BYTES
 
 # %% ../nbs/02_gguf.ipynb #5f1cd3ae
 def summarize_fallbacks(fallbacks: list) -> str:
@@ -111,23 +113,28 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
     text = load_text(e.name, e.split, e.path, e.text_field if e.path else None)
     from quantized_llms.perplexity import eval_windows
     windows = eval_windows(tokenize_text(tok, text), e.seq_len, e.max_windows)
-    keep = keep_contexts_open(len(files), e.seq_len, len(tok))     # else one context at a time: memory stays bounded
-    models = {k: LazyGGUF(p, n_ctx=e.seq_len, keep_open=keep) for k, p in files.items()}
+    chunk = tokens_per_chunk(len(tok))
+    keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
+    models = {k: LazyGGUF(p, n_ctx=e.seq_len, n_batch=chunk, keep_open=keep) for k, p in files.items()}
     try:
         with models['F16'].opened() as m: agree = tokenizers_agree(tok, m, text)
         ref, _ = load_from_config(cfg.model)
-        cmp = compare_to_reference(ref, models, windows, sources={k: str(p) for k, p in files.items()})
-        speed = {}
-        for k, lazy in models.items():
-            with lazy.opened() as m: speed[k] = m.speed()
+        cmp = compare_to_reference(ref, models, windows, chunk, sources={k: str(p) for k, p in files.items()})
+        ref_dtype = str(ref.dtype).replace('torch.', '')
     finally:
         for lazy in models.values(): lazy.close()
+    del ref
+    speed = {}
+    for k, p in files.items():     # llama.cpp's default batch of 512, as llama-bench measures
+        m = GGUFCausalLM(p, n_ctx=e.seq_len, logits_all=False)
+        try: speed[k] = m.speed()
+        finally: m.llm.close()
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, eval_dataset=e.path or e.name,
                   windows=len(windows), seq_len=e.seq_len, tokenizers_agree=agree, convert_seconds=convert_s,
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
                   results=cmp, speed=speed, quantize={k: asdict(r) for k, r in runs.items()},
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
-                  reference_dtype=str(ref.dtype).replace('torch.', ''),
+                  reference_dtype=ref_dtype,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)
     return record

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, ctypes, difflib, io, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 import numpy as np
 import torch
 from .core import (GGUF_TYPES, QuantizedLLMsError, ModelLoadError, UnsupportedArchitectureError,
@@ -169,25 +169,36 @@ def _fallbacks(log: str) -> list:
 
 # %% ../nbs/00f_llamacpp.ipynb #c01363a4
 class GGUFCausalLM:
-    "A llama.cpp model called like a transformers causal LM: `model(ids) -> logits` (float32, batch x len x vocab)."
-    def __init__(self, path, n_ctx: int = 2048, n_threads: int = 0, n_batch: int = 512):
+    """A llama.cpp model called like a transformers causal LM: `model(ids) -> logits` (float32, batch x len x vocab).
+    With `logits_all` (what lm-eval's model reads) `llm.scores` keeps every position's logits, a context x vocabulary
+    buffer; without it llama.cpp holds one decode's logits, and `logit_chunks` reads a sequence `n_batch` positions
+    at a time (memory bounded by `n_batch`, not by the context)."""
+    def __init__(self, path, n_ctx: int = 2048, n_threads: int = 0, n_batch: int = 512, logits_all: bool = True):
         import llama_cpp
         gguf_info(path)
-        self.path = Path(path)
+        self.path, self.n_ctx, self.n_batch = Path(path), n_ctx, n_batch
         with contextlib.redirect_stderr(io.StringIO()):
-            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=n_batch, logits_all=True, verbose=False,
-                                       n_threads=n_threads or (os.cpu_count() or 1))
-        self.n_ctx = n_ctx
+            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, logits_all=logits_all,
+                                       verbose=False, n_threads=n_threads or (os.cpu_count() or 1))
     def parameters(self): return iter(())
+    def n_vocab(self) -> int: return self.llm.n_vocab()
+    def _check_length(self, n: int):
+        if n > self.n_ctx: raise GGUFError(f"{n} tokens exceed the context of {self.n_ctx}; open the model with a larger n_ctx")
+    def logit_chunks(self, ids, chunk: Optional[int] = None) -> Iterator[torch.Tensor]:
+        "float32 logits (positions x vocab) of one sequence, `chunk` (at most `n_batch`) positions per llama.cpp decode."
+        row = torch.as_tensor(ids).reshape(-1).tolist(); self._check_length(len(row))
+        chunk, llm, V = min(chunk or self.n_batch, self.n_batch), self.llm, self.llm.n_vocab()
+        llm.reset(); llm._ctx.kv_cache_seq_rm(-1, 0, -1)     # a fresh sequence: nothing cached from the last one
+        for i in range(0, len(row), chunk):
+            piece = row[i:i + chunk]
+            llm._batch.set_batch(batch=piece, n_past=i, logits_all=True); llm._ctx.decode(llm._batch)
+            yield torch.from_numpy(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(piece), V)).copy())
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         ids = torch.as_tensor(ids)
         if ids.dim() == 1: ids = ids[None]
-        if ids.shape[1] > self.n_ctx: raise GGUFError(f"{ids.shape[1]} tokens exceed the context of {self.n_ctx}; open the model with a larger n_ctx")
-        out = []
-        for row in ids.tolist():
-            self.llm.reset(); self.llm.eval(row)
-            out.append(torch.from_numpy(np.array(self.llm.scores[:len(row)], dtype=np.float32)))
-        return torch.stack(out)
+        return torch.stack([torch.cat(list(self.logit_chunks(row))) for row in ids])
+    def _last_logits(self) -> np.ndarray:
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
     def tokenize(self, text: str) -> list: return self.llm.tokenize(text.encode('utf-8'), add_bos=False, special=False)
     def speed(self, n_prompt: int = 256, n_gen: int = 32, seed: int = 0) -> dict:
         "Prompt-processing and generation tokens/s on random tokens (as llama-bench does)."
@@ -196,7 +207,6 @@ class GGUFCausalLM:
         prompt = torch.randint(0, self.llm.n_vocab(), (n_prompt,), generator=g).tolist()
         self.llm.reset(); t0 = time.perf_counter(); self.llm.eval(prompt); pp = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for _ in range(n_gen):
-            nxt = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1])); self.llm.eval([nxt])
+        for _ in range(n_gen): self.llm.eval([int(np.argmax(self._last_logits()))])
         tg = time.perf_counter() - t0
         return dict(prompt_tokens_per_s=round(n_prompt / pp, 1), gen_tokens_per_s=round(n_gen / tg, 1), n_prompt=n_prompt, n_gen=n_gen)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00c_perplexity.ipynb #504fe1ca
 from __future__ import annotations
-import math
+import math, weakref
 from dataclasses import dataclass, asdict
 from typing import Iterator, Optional
 import torch
@@ -13,8 +13,9 @@ from tqdm.auto import tqdm
 from .core import DataError, QuantizedLLMsError
 
 # %% auto #0
-__all__ = ['eval_windows', 'model_device', 'window_logits', 'PerplexityResult', 'perplexity', 'token_kl', 'kld_summary',
-           'compare_to_reference', 'compare_models']
+__all__ = ['LOGITS_CHUNK_BYTES', 'eval_windows', 'tokens_per_chunk', 'model_device', 'vocab_size', 'WindowLogits',
+           'window_batches', 'PerplexityResult', 'perplexity', 'token_kl', 'kld_summary', 'compare_to_reference',
+           'compare_models']
 
 # %% ../nbs/00c_perplexity.ipynb #15d596c5
 def eval_windows(ids: torch.Tensor, seq_len: int = 2048, max_windows: Optional[int] = None) -> torch.Tensor:
@@ -28,19 +29,69 @@ def eval_windows(ids: torch.Tensor, seq_len: int = 2048, max_windows: Optional[i
     return ids[:n * seq_len].view(n, seq_len)
 
 # %% ../nbs/00c_perplexity.ipynb #15552482
+LOGITS_CHUNK_BYTES = 128 * 2**20    # float32 logits of one chunk: what a comparison's memory scales with
+
+def tokens_per_chunk(n_vocab: int, rows: int = 1, budget: int = LOGITS_CHUNK_BYTES) -> int:
+    "Positions per chunk so that `rows` x positions x `n_vocab` float32 logits fit `budget` (8 to 512)."
+    return int(max(8, min(512, budget // (4 * n_vocab * rows))))
+
 def model_device(model) -> torch.device:
     try: return next(model.parameters()).device
     except (StopIteration, AttributeError): return torch.device('cpu')
 
-@torch.no_grad()
-def window_logits(model, windows: torch.Tensor, batch_size: int = 1, desc: str = 'forward', progress: bool = True) -> Iterator:
-    "Yield `(batch, logits)` for each batch of windows; logits are float32 on the CPU."
-    dev = model_device(model)
+def vocab_size(model) -> Optional[int]:
+    "The width of the model's logits, where the model says it (transformers config, GGUF file)."
+    if hasattr(model, 'n_vocab'): return model.n_vocab()
+    head = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
+    return getattr(head, 'out_features', None) or getattr(getattr(model, 'config', None), 'vocab_size', None)
+
+def _logits(model, batch: torch.Tensor) -> torch.Tensor:
+    "float32 CPU logits of a transformers model or of anything called like one."
+    out = model(batch.to(model_device(model)))
+    return (out.logits if hasattr(out, 'logits') else out).float().cpu()
+
+_SPLITS = weakref.WeakKeyDictionary()
+
+def _body_and_head(model, probe: torch.Tensor):
+    "(body, head) where `head(body(ids).last_hidden_state)` is `model(ids).logits` (checked on `probe`), else None."
+    if model in _SPLITS: return _SPLITS[model]
+    split, body = None, getattr(model, 'base_model', None)
+    head = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
+    if isinstance(body, torch.nn.Module) and body is not model and head is not None:
+        x = probe[:1, :16].to(model_device(model))
+        want = _logits(model, x)
+        got = head(body(x).last_hidden_state).float().cpu()
+        if got.shape == want.shape and torch.allclose(got, want, rtol=1e-3, atol=1e-3 * want.abs().max().item()):
+            split = (body, head)
+    _SPLITS[model] = split
+    return split
+
+class WindowLogits:
+    """The float32 CPU logits of `ids` (batch x positions) under `model`, read `chunk` positions at a time
+    (`for start, logits in WindowLogits(...)`), again as often as asked: memory holds one chunk's logits and the last
+    hidden states, not positions x vocabulary."""
+    @torch.no_grad()
+    def __init__(self, model, ids: torch.Tensor, chunk: int):
+        self.model, self.ids, self.chunk, self.hidden, self.full = model, ids, chunk, None, None
+        if hasattr(model, 'logit_chunks'): return
+        split = _body_and_head(model, ids)
+        if split is None: self.full = _logits(model, ids)
+        else: self.body, self.head = split; self.hidden = self.body(ids.to(model_device(model))).last_hidden_state
+    @torch.no_grad()
+    def __iter__(self):
+        L = self.ids.shape[-1]
+        if self.hidden is not None:
+            for i in range(0, L, self.chunk): yield i, self.head(self.hidden[:, i:i + self.chunk]).float().cpu()
+        elif self.full is not None:
+            for i in range(0, L, self.chunk): yield i, self.full[:, i:i + self.chunk]
+        else:     # GGUF: one sequence per decode
+            for i, *rows in zip(range(0, L, self.chunk), *(self.model.logit_chunks(r, self.chunk) for r in self.ids)):
+                yield i, torch.stack(rows)
+
+def window_batches(windows: torch.Tensor, batch_size: int = 1, desc: str = 'forward', progress: bool = True) -> Iterator:
+    "Batches of windows with a progress bar."
     for i in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress, leave=False):
-        batch = windows[i:i + batch_size]
-        out = model(batch.to(dev))
-        logits = out.logits if hasattr(out, 'logits') else out
-        yield batch, logits.float().cpu()
+        yield windows[i:i + batch_size]
 
 # %% ../nbs/00c_perplexity.ipynb #440686a3
 @dataclass
@@ -63,11 +114,14 @@ def perplexity(model, ids: torch.Tensor, seq_len: int = 2048, batch_size: int = 
                max_windows: Optional[int] = None, progress: bool = True) -> PerplexityResult:
     "Perplexity of `model` on token ids `ids` with non-overlapping windows of `seq_len`."
     windows = eval_windows(ids, seq_len, max_windows)
-    nll_sum, count = 0.0, 0
-    for batch, logits in window_logits(model, windows, batch_size, desc='perplexity', progress=progress):
-        nll_sum += F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                                   reduction='sum').item()
-        count += batch[:, 1:].numel()
+    nll_sum, count, V = 0.0, 0, vocab_size(model)
+    for batch in window_batches(windows, batch_size, desc='perplexity', progress=progress):
+        tgt = batch[:, 1:]
+        for i, logits in WindowLogits(model, batch, tokens_per_chunk(V or 32768, len(batch))):
+            t = tgt[:, i:i + logits.shape[1]]     # the window's last position predicts nothing
+            if not t.numel(): continue
+            nll_sum += F.cross_entropy(logits[:, :t.shape[1]].reshape(-1, logits.shape[-1]), t.reshape(-1), reduction='sum').item()
+        count += tgt.numel()
     nll = nll_sum / count
     if not math.isfinite(ppl := _exp(nll)):
         raise QuantizedLLMsError(f"{_model_name(model)}: perplexity is not finite (mean NLL {nll:.4g} nats): the model's "
@@ -86,33 +140,29 @@ def kld_summary(klds: list, matches: list) -> dict:
     return dict(kld_mean=kld.mean().item(), kld_median=kld.median().item(), kld_p99=torch.quantile(kld, 0.99).item(),
                 kld_max=kld.max().item(), top1_agreement=same.float().mean().item(), n_tokens=kld.numel())
 
-def _logits(model, batch: torch.Tensor) -> torch.Tensor:
-    "float32 CPU logits of a transformers model or of anything called like one (a GGUF model)."
-    out = model(batch.to(model_device(model)))
-    return (out.logits if hasattr(out, 'logits') else out).float().cpu()
-
 @torch.no_grad()
-def compare_to_reference(reference, models: dict, windows: torch.Tensor, chunk: int = 512, progress: bool = True,
-                         sources: Optional[dict] = None) -> dict:
+def compare_to_reference(reference, models: dict, windows: torch.Tensor, chunk: Optional[int] = None,
+                         progress: bool = True, sources: Optional[dict] = None) -> dict:
     """Perplexity of `reference` and of each of `models` on the same windows, with each one's KL divergence and top-1
     agreement with `reference` per scored token (llama.cpp's `perplexity --kl-divergence`). One window and one model at
-    a time, log-probabilities in chunks of `chunk` tokens: memory holds two windows' logits, not the vocabulary times
-    every token and model. A non-finite result is an error naming the model (and its files, from `sources`)."""
+    a time, `chunk` positions at a time (by default `tokens_per_chunk` of the vocabulary): memory holds a few chunks'
+    logits and the last hidden states, not the vocabulary times every token and model. A non-finite result is an error
+    naming the model (and its files, from `sources`)."""
+    chunk = chunk or tokens_per_chunk(vocab_size(reference) or 32768)
     nll = dict.fromkeys(['reference', *models], 0.0); kl = {n: ([], []) for n in models}; count = 0
     for w in tqdm(windows, desc='compare', disable=not progress, leave=False):
         w = w.reshape(1, -1); tgt = w[0, 1:]
-        ref = _logits(reference, w)[0, :-1]
-        nll['reference'] += sum(F.cross_entropy(ref[i:i + chunk], tgt[i:i + chunk], reduction='sum').item()
-                                for i in range(0, len(tgt), chunk))
+        ref = WindowLogits(reference, w, chunk)
+        for i, r in ref:
+            if len(t := tgt[i:i + chunk]): nll['reference'] += F.cross_entropy(r[0, :len(t)], t, reduction='sum').item()
         for n, m in models.items():
-            out = _logits(m, w)[0, :-1]
-            V = min(ref.shape[-1], out.shape[-1])     # padded vocabularies: compare the real entries
-            for i in range(0, len(tgt), chunk):
-                lp_ref, lp = (torch.log_softmax(x[i:i + chunk, :V], -1) for x in (ref, out))
-                nll[n] += F.nll_loss(lp, tgt[i:i + chunk], reduction='sum').item()
+            for (i, r), (_, o) in zip(ref, WindowLogits(m, w, chunk)):
+                if not len(t := tgt[i:i + chunk]): continue    # the last position predicts nothing
+                V = min(r.shape[-1], o.shape[-1])     # padded vocabularies: compare the real entries
+                lp_ref, lp = (torch.log_softmax(x[0, :len(t), :V], -1) for x in (r, o))
+                nll[n] += F.nll_loss(lp, t, reduction='sum').item()
                 k, same = token_kl(lp_ref, lp)
                 kl[n][0].append(k); kl[n][1].append(same)
-            del out
         count += tgt.numel()
     res = {'reference': dict(ppl=_exp(nll['reference'] / count), n_tokens=count)}      # overflow: inf, refused below
     for n in models: res[n] = dict(ppl=_exp(nll[n] / count), **kld_summary(*kl[n]))

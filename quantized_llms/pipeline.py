@@ -8,7 +8,7 @@ import argparse, contextlib, fcntl, itertools, json, os, sys, time
 from pathlib import Path
 from typing import Optional
 import torch
-from .core import (RunConfig, QuantizedLLMsError, ConfigError, atomic_write_json, atomic_write_text,
+from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
                                  markdown_table, read_result, write_result)
 from .models import load_from_config
 from .data import load_text, tokenize_text
@@ -19,8 +19,8 @@ from .gguf import run_gguf
 from .hub import run_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'run',
-           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'yaml_values',
+__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
+           'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'yaml_values',
            'parse_assignments', 'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch',
            'run_batch', 'write_algorithm_table']
 
@@ -89,6 +89,23 @@ def run_lock(cfg: RunConfig):
     finally:
         for f in held: f.close()
 
+def record_resources(results_dir, stage: str, m: Measure, command: Optional[str] = None) -> dict:
+    """Time and peak memory of the stage that just ran, kept per stage in `resources.{json,md}` beside the results
+    (a stage skipped as finished keeps its earlier entry)."""
+    path = Path(results_dir)/'resources.json'
+    try: table = json.loads(path.read_text())
+    except (OSError, ValueError): table = {}
+    if not isinstance(table, dict): table = {}
+    table[stage] = dict(m.to_dict(), finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), command=command or ' '.join(sys.argv))
+    atomic_write_json(path, table)
+    rows = [dict(stage=s, seconds=round(e['seconds']), peak_RSS_GiB=round(e['peak_rss_bytes'] / 2**30, 2),
+                 peak_GPU_GiB=round(e['peak_cuda_bytes'] / 2**30, 2) if e.get('peak_cuda_bytes') else None,
+                 finished_at=e['finished_at']) for s, e in table.items()]
+    atomic_write_text(Path(results_dir)/'resources.md', "# Time and peak memory per stage\n\nPeak RSS is the process's "
+                      "high-water mark during the stage (the kernel's, reset when the stage starts); each row is the last "
+                      "run of that stage.\n\n" + markdown_table(rows))
+    return table
+
 def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> dict:
     "Run every stage in `cfg.stages` in order, skipping finished ones when `resume`; returns each stage's record."
     for w in check_run(cfg): print(f"warning: {w}", flush=True)
@@ -100,9 +117,10 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
                 print(f"[{i}/{len(cfg.stages)}] {stage}: finished earlier, skipped", flush=True)
                 records[stage] = {**done, 'skipped': True}; continue
             print(f"[{i}/{len(cfg.stages)}] {stage}: running", flush=True)
-            t0 = time.time()
-            records[stage] = STAGE_RUNNERS[stage](cfg, command)
-            print(f"[{i}/{len(cfg.stages)}] {stage}: done in {time.time() - t0:.0f} s", flush=True)
+            with Measure() as m: records[stage] = STAGE_RUNNERS[stage](cfg, command)
+            record_resources(lay.results, stage, m, command)
+            print(f"[{i}/{len(cfg.stages)}] {stage}: done in {m.seconds:.0f} s, peak memory {m.peak_rss_bytes / 2**30:.2f} GiB RSS"
+                  + (f", {m.peak_cuda_bytes / 2**30:.2f} GiB on the GPU" if m.peak_cuda_bytes else ''), flush=True)
         if any(s in cfg.stages for s in ('baseline', 'quantize', 'gguf', 'benchmark')): summarize(cfg)
     return records
 
