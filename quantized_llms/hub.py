@@ -171,8 +171,11 @@ def assert_no_token(paths, token: Optional[str] = None):
 
 # %% ../nbs/04_hub.ipynb #6c7c57ed
 def _link_or_copy(src: Path, dst: Path):
-    try: os.link(src, dst)
-    except OSError: shutil.copy2(src, dst)
+    "Weight files are hard-linked (no second copy of gigabytes); every other file is copied, so editing a staged config or tokenizer never changes the model it came from."
+    if src.suffix in ('.safetensors', '.gguf', '.bin'):
+        try: return os.link(src, dst)
+        except OSError: pass
+    shutil.copy2(src, dst)
 
 def stage_upload(folder, kind: str, card: str, stage_dir, include_f16: bool = False) -> Path:
     "Write the exact folder to upload (files + README.md) to `stage_dir`, replacing an older staging."

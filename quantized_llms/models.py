@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_models.ipynb #4b547c8f
 from __future__ import annotations
-import importlib.util, os, re, struct
+import importlib.util, json, os, re, shutil, struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,12 +12,12 @@ from typing import Optional
 import torch
 from safetensors import SafetensorError, safe_open
 from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, resolve_device, resolve_dtype
-from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized
+from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_digest, check_digest
 
 # %% auto #0
-__all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias', 'ModelSource',
-           'resolve_model', 'load_config', 'load_tokenizer', 'load_model', 'load_from_config', 'save_checkpoint',
-           'checkpoint_dir', 'tiny_config', 'tiny_model']
+__all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'MADE_FROM', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias',
+           'ModelSource', 'resolve_model', 'load_config', 'load_tokenizer', 'load_model', 'load_from_config',
+           'save_checkpoint', 'cached_checkpoint_problem', 'checkpoint_dir', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/00a_models.ipynb #60117d2a
 SUPPORTED_ARCHITECTURES = {
@@ -189,8 +189,23 @@ def save_checkpoint(model, tokenizer, out_dir, overwrite: bool = False) -> Path:
     return Path(out_dir)
 
 # %% ../nbs/00a_models.ipynb #f7294f3a
-def checkpoint_dir(model_name: str, output_dir, dtype: str = 'auto', trust_remote_code: bool = False) -> Path:
-    "A Hugging Face checkpoint directory for `model_name`, saving one under `output_dir` when it has none (alias, GGUF)."
+MADE_FROM = 'made_from.json'     # in a checkpoint saved from a GGUF source: its source, and its own weights' digest
+
+def _gguf_stamp(src: ModelSource, dtype: str) -> dict:
+    f = Path(src.ref)/src.gguf_file; st = f.stat()
+    return dict(gguf=str(f.resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns, dtype=dtype)
+
+def cached_checkpoint_problem(out: Path, stamp: dict) -> Optional[str]:
+    "None if the checkpoint saved at `out` was made from `stamp`'s source and its weights are whole, else why not."
+    try: rec = json.loads((Path(out)/MADE_FROM).read_text())
+    except (OSError, ValueError): return f"{out} has no readable {MADE_FROM}"
+    if not isinstance(rec, dict) or rec.get('source') != stamp: return f"{out} was made from another source file or dtype"
+    return check_digest(out, rec.get('weights') or {}) if rec.get('weights') else f"{out} records no weights"
+
+def checkpoint_dir(model_name: str, output_dir, dtype: str = 'auto', trust_remote_code: bool = False,
+                   remake: bool = False) -> Path:
+    """A Hugging Face checkpoint directory for `model_name`, saving one under `output_dir` for an alias or a GGUF file
+    (again when its source or its weights changed, or with `remake`)."""
     src = resolve_model(model_name)
     if src.kind == 'dir': return Path(src.ref)
     if src.kind == 'hub':
@@ -198,10 +213,13 @@ def checkpoint_dir(model_name: str, output_dir, dtype: str = 'auto', trust_remot
         try: return Path(snapshot_download(src.ref))
         except Exception as e: raise ModelLoadError(f"could not fetch {src.ref!r} from the Hub ({type(e).__name__}); download it "
                                                     f"where you have access and pass the directory") from None
-    out = Path(output_dir)/src.label
-    if not (out/'config.json').is_file():
+    out, stamp = Path(output_dir)/src.label, _gguf_stamp(src, dtype)
+    if remake or cached_checkpoint_problem(out, stamp):
         model, tok = load_model(model_name, dtype=dtype, device='cpu', trust_remote_code=trust_remote_code)
-        save_checkpoint(model, tok, out)
+        with atomic_dir(out, overwrite=True) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            if tok is not None: tok.save_pretrained(tmp)
+            (tmp/MADE_FROM).write_text(json.dumps(dict(source=stamp, weights=weights_digest(tmp)), indent=1))
     return out
 
 # %% ../nbs/00a_models.ipynb #5310b70e

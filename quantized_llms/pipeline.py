@@ -111,6 +111,8 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
     for w in check_run(cfg): print(f"warning: {w}", flush=True)
     records = {}
     with run_lock(cfg) as lay:
+        if not resume and lay.source.kind == 'gguf' and {'quantize', 'gguf'} & set(cfg.stages):
+            lay.original_checkpoint(remake=True)     # redo everything: the float checkpoint saved from the GGUF too
         for i, stage in enumerate(cfg.stages, 1):
             done = lay.finished(stage) if resume and stage != 'publish' else None
             if done is not None:

@@ -75,9 +75,9 @@ class RunLayout:
         self.quantized_name = self.method.repo_name(self.label, cfg.quant)
         self.gguf_dir = self.outputs/f'{self.label}-GGUF'
 
-    def original_checkpoint(self) -> Path:
-        "The float checkpoint directory of the model (an alias or a .gguf source is saved as one, once)."
-        return checkpoint_dir(self.cfg.model.name, self.outputs, trust_remote_code=self.cfg.model.trust_remote_code)
+    def original_checkpoint(self, remake: bool = False) -> Path:
+        "The float checkpoint directory of the model (an alias or a .gguf source is saved as one, again when it changed)."
+        return checkpoint_dir(self.cfg.model.name, self.outputs, trust_remote_code=self.cfg.model.trust_remote_code, remake=remake)
 
     def quantized_dir(self, mode: str = 'real') -> Path:
         "Where the quantize stage writes save mode `mode` (real, fake or transformed)."
