@@ -69,12 +69,12 @@ class PhaseTimer:
         setattr(module, name, timed)
         return f
 
-def ours(model, tok, calib, out_dir, device, profile=None):
+def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings=None, batch_size=8):
     from quantized_llms import blockwise
     from quantized_llms.core import Measure, QuantSpec
     from quantized_llms.gptq_format import save_gptq_checkpoint
     model = copy.deepcopy(model)
-    alg = blockwise.GPTQ(weight=QuantSpec(4, True, 'per_group', 128))
+    alg = blockwise.get_algorithm(algo, weight=QuantSpec(4, True, 'per_group', 128), **(settings or {}))
     restore = []
     if profile is not None:
         restore = [(blockwise, n, profile.wrap(blockwise, n, ph)) for n, ph in
@@ -83,12 +83,19 @@ def ours(model, tok, calib, out_dir, device, profile=None):
                     ('capture_block_inputs', 'capturing block 0 inputs'))]
     try:
         with Measure() as m:
-            blockwise.quantize_model(model, calib, alg, batch_size=8, device=device)
+            blockwise.quantize_model(model, calib, alg, batch_size=batch_size, device=device)
             names = {mod: n for n, mod in model.named_modules()}
+            t0 = time.perf_counter()
             save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.config.weight, out_dir)
+            if profile is not None: profile.t['packing and saving the checkpoint'] += time.perf_counter() - t0
     finally:
         for mod, n, f in restore: setattr(mod, n, f)
     return dict(seconds=m.seconds, peak_rss_bytes=m.peak_rss_bytes, peak_cuda_bytes=m.peak_cuda_bytes)
+
+def parse_variants(text: str) -> list:
+    "'stack_shared_input=false;kernel=torch,batch_size=1' -> [{'stack_shared_input': False}, {'kernel': 'torch', 'batch_size': 1}]."
+    import yaml
+    return [{k.strip(): yaml.safe_load(v) for k, v in (kv.split('=', 1) for kv in part.split(','))} for part in text.split(';') if part.strip()]
 
 def gptqmodel(model, tok, ckpt, calib, out_dir, device):
     from quantized_llms.core import RunConfig
@@ -121,6 +128,9 @@ def main():
     ap.add_argument('--device', default='cuda')
     ap.add_argument('--out', required=True)
     ap.add_argument('--skip-gptqmodel', action='store_true', help='time ours only (e.g. a shape GPTQModel cannot fit)')
+    ap.add_argument('--algo', default='gptq', help="our engine's algorithm (gptq, awq, rtn): time and peak memory")
+    ap.add_argument('--variants', default='', help="more runs of ours with engine settings, each compared with GPTQModel's "
+                    "checkpoint, e.g. 'stack_shared_input=false;kernel=torch;hessian_per_window=false;batch_size=1'")
     a = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from quantized_llms.core import atomic_write_json, atomic_write_text, markdown_table, run_metadata
@@ -134,26 +144,32 @@ def main():
         print(f'warm-up on 2 layers: ours {w_ours:.1f} s, GPTQModel {w_ref} s', flush=True); del m2
     model, tok, ckpt, calib = build(a.shape, work, save=not a.skip_gptqmodel)
     prof = PhaseTimer(a.device)
-    runs = {'ours': ours(model, tok, calib, work/'ours', a.device, prof)}
+    runs = {'ours': ours(model, tok, calib, work/'ours', a.device, prof, a.algo)}
     runs['ours']['phases'] = {k: round(v, 2) for k, v in prof.t.items()}
     print('ours:', runs['ours'], flush=True)
+    variants = []
     if not a.skip_gptqmodel:
         runs['gptqmodel'] = gptqmodel(model, tok, ckpt, calib, work/'gptqmodel', a.device)
         print('GPTQModel:', runs['gptqmodel'], flush=True)
         same = compare_packed(work/'ours', work/'gptqmodel')
         print('packed:', same, flush=True)
+        for i, v in enumerate(parse_variants(a.variants)):
+            bs = v.pop('batch_size', 8)
+            r = ours(model, tok, calib, work/f'variant{i}', a.device, None, a.algo, v, bs)
+            r.update(settings={**v, 'batch_size': bs}, packed=compare_packed(work/f'variant{i}', work/'gptqmodel'))
+            print('variant:', r, flush=True); variants.append(r)
     else: same = None
     rec = dict(shape=a.shape, device=a.device, n_params=model.num_parameters(), dtype=str(model.dtype),
                weights='real' if a.shape == 'smollm2-135m' else 'random (shape of the published config)',
                calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant='W4 g128 sym, damp 0.01, group-aware order',
-               runs=runs, packed=same, meta=run_metadata('python benchmarks/engine_speed.py ' + ' '.join(sys.argv[1:])))
+               algo=a.algo, runs=runs, packed=same, variants=variants, meta=run_metadata('python benchmarks/engine_speed.py ' + ' '.join(sys.argv[1:])))
     peak = lambda r: (f"{r['peak_cuda_bytes'] / 2**30:.2f}" if r['peak_cuda_bytes'] else '—')
-    rows = [dict(implementation={'ours': 'quantized_llms block-wise GPTQ', 'gptqmodel': 'GPTQModel 7.7.0'}[k],
+    rows = [dict(implementation={'ours': f'quantized_llms block-wise {a.algo.upper()}', 'gptqmodel': 'GPTQModel 7.7.0'}[k],
                  seconds=f"{r['seconds']:.1f}", peak_GPU_GiB=peak(r), peak_RSS_GiB=f"{r['peak_rss_bytes'] / 2**30:.2f}",
                  vs_GPTQModel=f"{r['seconds'] / runs['gptqmodel']['seconds']:.2f}x" if 'gptqmodel' in runs else '—')
             for k, r in runs.items()]
     phases = [dict(phase=k, seconds=v) for k, v in runs['ours']['phases'].items()]
-    phases.append(dict(phase='the rest (block forwards for the next inputs, moving blocks, packing, saving)',
+    phases.append(dict(phase='the rest (block forwards for the next inputs, moving blocks to and from the GPU)',
                        seconds=round(runs['ours']['seconds'] - sum(runs['ours']['phases'].values()), 2)))
     md = (f"# Block-wise GPTQ against GPTQModel: {a.shape}\n\n{rec['n_params'] / 1e6:.0f}M parameters ({rec['weights']}, "
           f"{rec['dtype']}), {rec['calib']} of calibration, {rec['quant']}, on {rec['meta']['device']}. Both include "
@@ -161,6 +177,10 @@ def main():
           + markdown_table(rows) + "\nWhere our time goes:\n\n" + markdown_table(phases)
           + (f"\nPacked checkpoints: {'identical' if same['identical'] else 'different'} ({same['tensors']} tensors; "
              f"{same['differing']} differ; {same['differing_codes']} of {same['codes']} 4-bit codes differ).\n" if same else '')
+          + (("\nOur engine with other settings, each against GPTQModel's checkpoint:\n\n" + markdown_table([dict(
+              settings=', '.join(f'{k}={v}' for k, v in r['settings'].items()), seconds=f"{r['seconds']:.1f}",
+              differing_codes=f"{r['packed']['differing_codes']} of {r['packed']['codes']}",
+              differing_tensors=r['packed']['differing']) for r in variants])) if variants else '')
           + f"\nProduced by `{rec['meta']['command']}` on {rec['meta']['device']}, {rec['meta']['time_utc']}.\n")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out/'engine_speed.json', rec); atomic_write_text(out/'engine_speed.md', md)

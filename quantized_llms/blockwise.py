@@ -343,13 +343,19 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     return Q, loss, dict(scale=S, zero=Z, g_idx=g_idx.int())
 
 # %% ../nbs/07_blockwise.ipynb #e8ef425e
-def _accumulate_hessian(block, name: str, hidden: list, kwargs: list) -> torch.Tensor:
+def _accumulate_hessian(block, name: str, hidden: list, kwargs: list, per_window: bool = True) -> torch.Tensor:
+    """`2/n · Σ xᵀx` over the n calibration tokens reaching linear `name`, in fp32 where the block runs. `per_window`:
+    one `xᵀx` per calibration window, summed in order and scaled once at the end, which is how GPTQModel accumulates
+    (batch size 1), so both round alike; otherwise one per batch of windows."""
     lin = block_linears(block)[name]
-    H, n = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device), [0]   # fp32, where the block runs
+    H, n = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device), [0]
+    window = hidden[0].shape[1] if per_window and hidden[0].dim() == 3 else None
     def add(_, x):
-        x = x.float(); H.add_(x.T @ x); n[0] += x.shape[0]
+        x = x.float()
+        for xw in (x.split(window) if window else [x]): H.add_(xw.T @ xw)
+        n[0] += x.shape[0]
     feed_linear_inputs(block, [name], hidden, kwargs, add, stop=True)
-    return 2 * H / max(n[0], 1)
+    return H.mul_(2.0 / max(n[0], 1))
 
 @register('gptq')
 class GPTQ(Algorithm):
@@ -361,22 +367,25 @@ class GPTQ(Algorithm):
         order: str = 'group_aware'     # natural | desc_act | group_aware (GPTQModel's default)
         blocksize: int = 128
         kernel: str = 'auto'           # the column loop: torch, or triton on CUDA (auto: triton where it can run)
+        stack_shared_input: bool = True    # linears reading one input (q/k/v, gate/up) as one stacked weight
+        hessian_per_window: bool = True    # xᵀx per calibration window, as GPTQModel sums it
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
         for group in linear_groups(block, hidden[0], kwargs[0]):
-            H = _accumulate_hessian(block, group.names[0], hidden, kwargs)
-            ws = [lins[n].weight for n in group.names]
+            H = _accumulate_hessian(block, group.names[0], hidden, kwargs, c.hessian_per_window)
             # the group's linears share H, and GPTQ treats rows independently: one pass over their stacked rows
-            Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
-                                                 return_grid=True, kernel=c.kernel)
-            losses['+'.join(group.names)] = loss
-            r0 = 0
-            for n, w in zip(group.names, ws):
-                r1 = r0 + w.shape[0]
-                w.copy_(Q[r0:r1].to(w.dtype))
-                self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'])
-                r0 = r1
+            for names in ([group.names] if c.stack_shared_input else [[n] for n in group.names]):
+                ws = [lins[n].weight for n in names]
+                Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
+                                                     return_grid=True, kernel=c.kernel)
+                losses['+'.join(names)] = loss
+                r0 = 0
+                for n, w in zip(names, ws):
+                    r1 = r0 + w.shape[0]
+                    w.copy_(Q[r0:r1].to(w.dtype))
+                    self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'])
+                    r0 = r1
         return dict(loss=losses)
 
 # %% ../nbs/07_blockwise.ipynb #fca7e814

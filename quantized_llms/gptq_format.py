@@ -47,23 +47,25 @@ def dequantize_gptq(qweight, qzeros, scales, g_idx, bits: int, zeros_offset: int
 
 # %% ../nbs/00d_gptq_format.ipynb #bda4fc38
 def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir, desc_act: bool = False,
-                         meta: Optional[dict] = None) -> Path:
-    "Write `model`, whose linears `grids` names were rounded on those grids, as a GPTQ v1 checkpoint, atomically."
+                         meta: Optional[dict] = None, device=None) -> Path:
+    """Write `model`, whose linears `grids` names were rounded on those grids, as a GPTQ v1 checkpoint, atomically.
+    The codes are computed and packed on `device` (default: the GPU if there is one; the same bytes either way)."""
     from safetensors.torch import save_file
     if spec.bits not in (2, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQ checkpoints here pack 2, 4 or 8 bits, got {spec.bits}")
     fmt, offset = ('gptq', 1) if spec.sym else ('gptq_v2', 0)      # v1 stores zero - 1: only symmetric grids fit
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not (k.endswith('.weight') and k[:-7] in grids)}
     if getattr(model.config, 'tie_word_embeddings', False): state.pop('lm_head.weight', None)
     for n, g in grids.items():
         lin = model.get_submodule(n)
         if not isinstance(lin, nn.Linear): raise ConfigError(f"{n} is a {type(lin).__name__}, not a linear layer: it has no GPTQ packing")
-        W, S, Z, gi = (t.detach().cpu() for t in (lin.weight.float(), g['scale'].float(), g['zero'].float(), g['g_idx'].long()))
+        W, S, Z, gi = (t.detach().to(dev) for t in (lin.weight, g['scale'], g['zero'], g['g_idx']))
+        W, S, Z, gi = W.float(), S.float(), Z.float(), gi.long()
         q = torch.clamp(torch.round(W / S[:, gi] + Z[:, gi]), 0, spec.maxq)          # rows x cols integer codes
-        state.pop(f'{n}.weight')
-        state[f'{n}.qweight'] = pack_int32(q.T, spec.bits, 0)                      # cols/per x rows
-        state[f'{n}.qzeros'] = pack_int32(Z.T - offset, spec.bits, 1)
-        state[f'{n}.scales'] = S.T.to(torch.float16).contiguous()
-        state[f'{n}.g_idx'] = gi.int()
+        state[f'{n}.qweight'] = pack_int32(q.T, spec.bits, 0).cpu()                # cols/per x rows
+        state[f'{n}.qzeros'] = pack_int32(Z.T - offset, spec.bits, 1).cpu()
+        state[f'{n}.scales'] = S.T.to(torch.float16).contiguous().cpu()
+        state[f'{n}.g_idx'] = gi.int().cpu()
     qcfg = dict(quant_method='gptq', bits=spec.bits, group_size=spec.group_size if spec.granularity == 'per_group' else -1,
                 desc_act=desc_act, sym=spec.sym, checkpoint_format=fmt, meta=dict(quantizer=['quantized_llms'], **(meta or {})))
     with atomic_dir(out_dir, overwrite=True) as tmp:

@@ -264,7 +264,9 @@ class GPTQModelMethod(Method):
         try:
             with atomic_dir(out, overwrite=True) as tmp:
                 with Measure() as m:
-                    model = GPTQModel.load(str(src), gqc, device=str(resolve_device(job.device)))
+                    # in the dtype of the model the other methods quantize (GPTQModel's own default on a CPU is bfloat16)
+                    model = GPTQModel.load(str(src), gqc, device=str(resolve_device(job.device)),
+                                           dtype=next(job.model.parameters()).dtype)
                     model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
                     model.save(str(tmp))
                 del model

@@ -72,3 +72,40 @@ def test_engine_offloaded_equals_resident(model_type, algo):
     assert stats['peak_cuda_bytes'] is not None
     if algo in ('gptq', 'rtn'):
         assert len(b.grids) == len(a.grids) and all(g['scale'].device.type == 'cpu' for g in b.grids.values())
+
+def test_packing_on_gpu_writes_the_same_bytes(tmp_path):
+    "save_gptq_checkpoint computes and packs the codes on the GPU: the file holds what packing on the CPU writes."
+    from safetensors.torch import load_file
+    from quantized_llms.gptq_format import save_gptq_checkpoint
+    from quantized_llms.models import load_tokenizer
+    model = tiny_model('llama', vocab_size=49152)
+    calib = torch.randint(0, 49152, (8, 64), generator=torch.Generator().manual_seed(0))
+    alg = get_algorithm('gptq', weight=QuantSpec(4, True, 'per_group', 32))
+    quantize_model(model, calib, alg, progress=False, device='cuda')
+    names = {m: n for n, m in model.named_modules()}
+    grids = {names[l]: g for l, g in alg.grids.items()}
+    tok = load_tokenizer('smollm2-135m')
+    files = {d: load_file(save_gptq_checkpoint(model, tok, grids, alg.config.weight, tmp_path/d, device=d)/'model.safetensors')
+             for d in ('cpu', 'cuda')}
+    assert files['cpu'].keys() == files['cuda'].keys()
+    for k, v in files['cpu'].items(): assert torch.equal(v, files['cuda'][k]), k
+
+@pytest.mark.skipif(__import__('importlib').util.find_spec('gptqmodel') is None, reason='needs gptqmodel')
+@pytest.mark.parametrize('arch', ['gpt_bigcode', 'llama'])
+def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
+    "Our GPTQ on the GPU writes GPTQModel's checkpoint byte for byte (fp16 model, same windows and settings)."
+    from safetensors.torch import load_file
+    from quantized_llms.core import RunConfig
+    from quantized_llms.methods import get_method, QuantizeJob
+    from quantized_llms.models import load_tokenizer, save_checkpoint
+    tok = load_tokenizer('smollm2-135m')
+    model = tiny_model(arch, seed=5).half()
+    src = save_checkpoint(model, tok, tmp_path/'src')
+    calib = torch.randint(0, 49152, (8, 128), generator=torch.Generator().manual_seed(0))
+    qc = RunConfig.from_dict({'quant': {'weight': {'group_size': 32}, 'special': {'backend': 'triton'}}}).quant
+    ref = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ref', source_dir=lambda: src))
+    qc = RunConfig.from_dict({'quant': {'method': 'gptq', 'weight': {'group_size': 32}}}).quant
+    ours = get_method('gptq').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ours'))
+    a, b = (load_file(str(r.real_dir/'model.safetensors')) for r in (ours, ref))
+    keys = [k for k in b if k.endswith(('.qweight', '.qzeros', '.scales', '.g_idx'))]
+    assert keys and [k for k in keys if not torch.equal(a[k], b[k])] == []
