@@ -157,7 +157,9 @@ def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: 
             with _visiting(block, device):
                 fp_out = None if quant_out else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
                 stats.append(algorithm.calibrate_block(block, hidden, kwargs) or {})
-                hidden = fp_out if fp_out is not None else [block_forward(block, h, k) for h, k in zip(hidden, kwargs)]
+                if fp_out is not None: hidden = fp_out
+                else:      # in place, batch by batch: one set of hidden states on the device, not two
+                    for j, k in enumerate(kwargs): hidden[j] = block_forward(block, hidden[j], k)
             for lin in block_linears(block).values():
                 if lin in algorithm.grids: algorithm.grids[lin] = _to(algorithm.grids[lin], home)
         del hidden, kwargs
