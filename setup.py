@@ -1,5 +1,7 @@
 from configparser import ConfigParser
-import setuptools, shlex
+from pathlib import Path
+import setuptools, shlex, shutil
+from setuptools.command.build_py import build_py
 
 # note: all settings are in settings.ini; edit there, not here
 config = ConfigParser(delimiters=['='])
@@ -28,7 +30,17 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 extras = {k: reqs(f'{k}_requirements') for k in ('gptq', 'gguf', 'eval', 'dev')}
 extras['all'] = extras['gptq'] + extras['gguf'] + extras['eval']
 
+class build_py_with_examples(build_py):
+    "Ship the example configs and the stage notebooks inside the package: `quantized-llms run smollm2-135m` and `batch` work from a wheel."
+    def run(self):
+        super().run()
+        for folder, pattern in (('configs', '*.yaml'), ('nbs', '*.ipynb')):
+            dest = Path(self.build_lib)/cfg['lib_path']/folder
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in sorted(Path(folder).glob(pattern)): shutil.copy2(f, dest/f.name)
+
 setuptools.setup(
+    cmdclass = {'build_py': build_py_with_examples},
     name = cfg['lib_name'],
     license = lic[0],
     classifiers = [
@@ -39,7 +51,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(),
     include_package_data = True,
-    package_data = {'quantized_llms': ['corpus/*', 'corpus/tasks/*', 'configs/*']},
+    package_data = {'quantized_llms': ['corpus/*', 'corpus/tasks/*']},
     install_requires = requirements,
     extras_require = extras,
     python_requires  = '>=' + cfg['min_python'],

@@ -14,10 +14,11 @@ import yaml
 __all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
            'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
            'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
-           'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict', 'RunConfig',
-           'remove_stale_temps', 'temp_prefix', 'atomic_dir', 'atomic_write_text', 'atomic_write_json',
-           'markdown_table', 'package_versions', 'run_metadata', 'write_result', 'result_problem', 'read_result',
-           'Measure', 'dir_size_bytes', 'resolve_device', 'resolve_dtype']
+           'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict',
+           'builtin_configs', 'find_config', 'RunConfig', 'remove_stale_temps', 'temp_prefix', 'atomic_dir',
+           'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions', 'run_metadata',
+           'write_result', 'result_problem', 'read_result', 'Measure', 'dir_size_bytes', 'resolve_device',
+           'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -270,6 +271,24 @@ def section_from_dict(cls, d, where):
     return obj
 
 # %% ../nbs/00_core.ipynb #61565526
+def builtin_configs() -> dict:
+    "{name: path} of the example configurations: installed with the package (a wheel), or a clone's `configs/`."
+    import quantized_llms
+    pkg = Path(quantized_llms.__file__).parent
+    for d in (pkg/'configs', pkg.parent/'configs'):
+        if d.is_dir() and (found := {p.stem: p for p in sorted(d.glob('*.yaml'))}): return found
+    return {}
+
+def find_config(name) -> Path:
+    "The YAML file `name` names: a path, or a built-in configuration's name."
+    p = Path(name)
+    if p.is_file(): return p
+    known = builtin_configs()
+    if p.name.removesuffix('.yaml') in known and len(p.parts) == 1: return known[p.name.removesuffix('.yaml')]
+    close = difflib.get_close_matches(p.name.removesuffix('.yaml'), list(known), n=1)
+    raise ConfigError(f"config file {p} does not exist: pass the path of a YAML run configuration, or the name of a "
+                      f"built-in one ({', '.join(known) or 'none installed'})" + (f"; did you mean {close[0]!r}?" if close else ''))
+
 @dataclass
 class RunConfig:
     "A whole run: which stages, on which model, with which data and quantization settings."
@@ -305,8 +324,8 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path) -> 'RunConfig':
-        path = Path(path)
-        if not path.is_file(): raise ConfigError(f"config file {path} does not exist: pass the path of a YAML run configuration (see configs/)")
+        "A configuration from a YAML file, or from a built-in one by name (`smollm2-135m`)."
+        path = find_config(path)
         try: d = yaml.safe_load(path.read_text(encoding='utf-8'))
         except yaml.YAMLError as e: raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
         except UnicodeDecodeError as e:

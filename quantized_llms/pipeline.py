@@ -268,7 +268,7 @@ def main(argv: Optional[list] = None) -> int:
     r = sub.add_parser('run', help='run the stages of a YAML configuration')
     b = sub.add_parser('batch', help='run the pipeline notebook with papermill over a sweep of settings')
     for x in (r, b):
-        x.add_argument('config', help='path of the YAML run configuration (see configs/)')
+        x.add_argument('config', help='a YAML run configuration: its path, or a built-in name (smollm2-135m, smollm2-135m-awq, starcoderbase-1b, ...)')
         x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
         x.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a setting, e.g. quant.method=awq; repeatable')
         x.add_argument('--debug', action='store_true', help='show the traceback of an error')
