@@ -180,6 +180,8 @@ class GPTQ(EngineMethod):
     @dataclass
     class Special(GPTQSettings):
         kernel: str = 'auto'            # the column loop: torch, or triton on CUDA (auto: triton where it can run)
+        hessian_per_window: bool = True  # xᵀx per calibration window, summed as GPTQModel sums it (same checkpoint on a CPU)
+        stack_shared_input: bool = True  # q/k/v (gate/up) through GPTQ as one stacked weight
         def validate(self, where):
             super().validate(where)
             if self.kernel not in ('auto', 'torch', 'triton'):
