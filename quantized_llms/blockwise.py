@@ -17,10 +17,10 @@ from .quantizers import (minmax_params, fake_quantize, quantize_tensor, round_bl
 
 # %% auto #0
 __all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
-           'Algorithm', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs', 'collect_inputs', 'RTN',
-           'gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update', 'gptq_quantize_weight',
-           'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ',
-           'smoothquant_scale', 'SmoothQuant', 'quantize_model']
+           'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs',
+           'collect_inputs', 'RTN', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update',
+           'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound',
+           'AWQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -89,6 +89,7 @@ def register(name: str):
 class Algorithm:
     "Base of the registered algorithms."
     transforms = False          # whether it changes float weights before rounding (llmc's `transformed` position)
+    data_parallel = False       # whether its statistics are reduced over torch.distributed ranks (see run_blockwise)
     @dataclass
     class Config: pass
     def __init__(self, config=None, **kw):
@@ -99,6 +100,18 @@ class Algorithm:
         raise NotImplementedError(f'{self.name} has no block step')
     def finish(self, model, device=None) -> None:
         "Run once after the last block (`device`: where the engine ran the blocks)."
+
+def data_parallel() -> Optional[tuple]:
+    "(rank, world size) when torch.distributed is initialised (under torchrun, or by the caller), else None."
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else None
+
+def reduce_across_ranks(t: torch.Tensor, op: str = 'sum') -> torch.Tensor:
+    "`t` summed (or maxed) over the data-parallel ranks, in place; unchanged in a single process."
+    if data_parallel():
+        import torch.distributed as dist
+        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == 'sum' else dist.ReduceOp.MAX)
+    return t
 
 def get_algorithm(name: str, **kw) -> Algorithm:
     "An instance of the algorithm registered as `name`, configured by `kw`."
@@ -142,8 +155,16 @@ def _visiting(block, device):
 def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: int = 8, quant_out: bool = True,
                   progress: bool = True, device=None) -> dict:
     """Calibrate `model` in place with `algorithm`, block by block, on token windows `calib`. With `device` (e.g. a GPU),
-    the model stays where it is and one block at a time visits `device`: a model larger than the GPU still calibrates."""
+    the model stays where it is and one block at a time visits `device`: a model larger than the GPU still calibrates.
+    Under torch.distributed (data parallel) every rank feeds windows `rank::world` of `calib` through each block, the
+    algorithm's statistics are reduced over the ranks, and every rank ends with the same quantized model."""
     if calib.dim() != 2 or calib.shape[0] == 0: raise ConfigError(f"calibration data must be windows x tokens, got shape {tuple(calib.shape)}")
+    if (dp := data_parallel()) is not None:
+        if not algorithm.data_parallel:
+            raise ConfigError(f"{algorithm.name} does not calibrate data-parallel (its statistics are not reduced over ranks); "
+                              f"run it in one process, or use {', '.join(sorted(n for n, a in ALGORITHMS.items() if a.data_parallel))}")
+        if calib.shape[0] < dp[1]: raise ConfigError(f"{calib.shape[0]} calibration windows for {dp[1]} ranks: give each rank one at least")
+        calib = calib[dp[0]::dp[1]]
     home = next(model.parameters()).device
     device = home if device is None else torch.device(device)
     algorithm.grids = {}        # this run's grids only (an algorithm object may be run twice)
@@ -205,6 +226,7 @@ def collect_inputs(block, names: list, hidden: list, kwargs: list, max_tokens: O
 @register('rtn')
 class RTN(Algorithm):
     "Round-to-nearest on the shared grid (and, with `act`, per-token activation quantization: RTN W8A8)."
+    data_parallel = True        # it reads no data
     @dataclass
     class Config:
         weight: QuantSpec = field(default_factory=QuantSpec)
@@ -348,20 +370,28 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
 def _accumulate_hessian(block, name: str, hidden: list, kwargs: list, per_window: bool = True) -> torch.Tensor:
     """`2/n · Σ xᵀx` over the n calibration tokens reaching linear `name`, in fp32 where the block runs. `per_window`:
     one `xᵀx` per calibration window, summed in order and scaled once at the end, which is how GPTQModel accumulates
-    (batch size 1), so both round alike; otherwise one per batch of windows."""
+    (batch size 1), so both round alike; otherwise one per batch of windows. Data-parallel, each rank sums its windows'
+    products in float64 and the ranks' sums are added: exact for products of like magnitude, so one rank and many give
+    the same Hessian (and checkpoint) whatever the split."""
     lin = block_linears(block)[name]
-    H, n = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device), [0]
+    dp = data_parallel() is not None
+    H = torch.zeros(lin.in_features, lin.in_features, device=lin.weight.device, dtype=torch.float64 if dp else torch.float32)
+    n = [0]
     window = hidden[0].shape[1] if per_window and hidden[0].dim() == 3 else None
     def add(_, x):
         x = x.float()
-        for xw in (x.split(window) if window else [x]): H.add_(xw.T @ xw)
+        for xw in (x.split(window) if window else [x]): H.add_((xw.T @ xw).double() if dp else xw.T @ xw)
         n[0] += x.shape[0]
     feed_linear_inputs(block, [name], hidden, kwargs, add, stop=True)
+    if dp:
+        total = reduce_across_ranks(torch.tensor([float(n[0])], dtype=torch.float64, device=H.device))
+        return reduce_across_ranks(H).float().mul_(2.0 / max(int(total.item()), 1))
     return H.mul_(2.0 / max(n[0], 1))
 
 @register('gptq')
 class GPTQ(Algorithm):
     "GPTQ (Frantar et al. 2022) in the block-wise engine."
+    data_parallel = True
     @dataclass
     class Config:
         weight: QuantSpec = field(default_factory=QuantSpec)
@@ -505,11 +535,12 @@ def _act_absmax(block, names: list, hidden: list, kwargs: list) -> dict:
         m = x.abs().amax(0).float()
         got[n] = torch.maximum(got[n], m) if n in got else m
     feed_linear_inputs(block, names, hidden, kwargs, keep_max)
-    return got
+    return {n: reduce_across_ranks(m, 'max') for n, m in got.items()}     # a max is exact in any order
 
 @register('smoothquant')
 class SmoothQuant(TransformThenRound):
     "SmoothQuant W8A8 in the block-wise engine (fake quantization of weights and per-token activations)."
+    data_parallel = True
     @dataclass
     class Config:
         alpha: float = 0.5

@@ -1,0 +1,49 @@
+"""Data-parallel calibration: with torch.distributed (gloo, CPU processes here; NCCL on GPUs) each rank feeds its share
+of the calibration windows through every block and the statistics are reduced over the ranks. One rank and two must
+give the same quantized weights and grids, byte for byte, on every rank."""
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+ALGOS = {'gptq': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32)),
+         'smoothquant': {}, 'awq': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32))}
+
+def _worker(rank, world, init, out, algo, arch):
+    from quantized_llms.core import QuantSpec
+    from quantized_llms.blockwise import get_algorithm, quantize_model
+    from quantized_llms.models import tiny_model
+    dist.init_process_group('gloo', init_method=f'file://{init}', rank=rank, world_size=world)
+    try:
+        model = tiny_model(arch, vocab_size=512, seed=0)
+        calib = torch.randint(0, 512, (8, 48), generator=torch.Generator().manual_seed(0))
+        kw = {k: QuantSpec(**v) if isinstance(v, dict) else v for k, v in ALGOS[algo].items()}
+        alg = get_algorithm(algo, **kw)
+        try: quantize_model(model, calib, alg, batch_size=2, progress=False)
+        except Exception as e:
+            torch.save({'error': str(e)}, f'{out}.{rank}'); return
+        names = {m: n for n, m in model.named_modules()}
+        torch.save({'state': model.state_dict(), 'grids': {names[l]: g for l, g in alg.grids.items()}}, f'{out}.{rank}')
+    finally: dist.destroy_process_group()
+
+def _run(tmp_path, world, algo, arch):
+    out = tmp_path/f'{algo}-{arch}-{world}'
+    mp.spawn(_worker, args=(world, tmp_path/f'init-{algo}-{arch}-{world}', out, algo, arch), nprocs=world, join=True)
+    return [torch.load(f'{out}.{r}', weights_only=False) for r in range(world)]
+
+def _same(a, b):
+    assert a['state'].keys() == b['state'].keys()
+    for k in a['state']: assert torch.equal(a['state'][k], b['state'][k]), k
+    assert a['grids'].keys() == b['grids'].keys()
+    for n in a['grids']:
+        for k in a['grids'][n]: assert torch.equal(a['grids'][n][k], b['grids'][n][k]), (n, k)
+
+@pytest.mark.parametrize('algo,arch', [('gptq', 'llama'), ('gptq', 'gpt_bigcode'), ('smoothquant', 'llama')])
+def test_one_and_two_ranks_give_the_same_model(tmp_path, algo, arch):
+    one, two = _run(tmp_path, 1, algo, arch), _run(tmp_path, 2, algo, arch)
+    _same(two[0], two[1])        # every rank holds the same model
+    _same(one[0], two[0])
+
+def test_algorithms_without_reduction_are_refused(tmp_path):
+    got = _run(tmp_path, 2, 'awq', 'llama')
+    assert all('awq does not calibrate data-parallel' in r['error'] for r in got)
