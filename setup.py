@@ -27,7 +27,7 @@ if cfg.get('pip_requirements'): requirements += reqs('pip_requirements')
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 # Backends are extras so a notebook user's torch stays as it is unless they ask for one.
-extras = {k: reqs(f'{k}_requirements') for k in ('gptq', 'gguf', 'eval', 'dev')}
+extras = {k: reqs(f'{k}_requirements') for k in ('gptq', 'gguf', 'eval', 'ray', 'dev')}
 extras['all'] = extras['gptq'] + extras['gguf'] + extras['eval']
 
 class build_py_with_examples(build_py):

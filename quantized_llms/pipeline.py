@@ -22,7 +22,7 @@ from .hub import run_publish
 __all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
            'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'yaml_values',
            'parse_assignments', 'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch',
-           'run_batch', 'write_algorithm_table']
+           'execute_run', 'run_batch', 'write_algorithm_table']
 
 # %% ../nbs/05_pipeline.ipynb #f2536c78
 def model_size_bytes(model) -> int:
@@ -277,6 +277,8 @@ def main(argv: Optional[list] = None) -> int:
     b.add_argument('--sweep', action='append', default=[], metavar='KEY=V1,V2', help='e.g. quant.method=rtn,awq; repeatable (all combinations)')
     b.add_argument('--skip-unsupported', action='store_true', help='skip combinations a method cannot do instead of refusing the batch')
     b.add_argument('--runs-dir', default='results/runs')
+    b.add_argument('--ray', nargs='?', const='local', metavar='ADDRESS', help='spread the runs over a Ray cluster: a new local one, or ADDRESS (e.g. ray://head:10001); one GPU per run where there are GPUs')
+    b.add_argument('--retries', type=int, help='run a failed run again this many times (default: 1 with --ray, else 0)')
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     command = 'quantized-llms ' + ' '.join(argv)
@@ -288,7 +290,7 @@ def main(argv: Optional[list] = None) -> int:
         cfg = apply_settings(cfg, settings)
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
-                                skip_unsupported=args.skip_unsupported, command=command)
+                                skip_unsupported=args.skip_unsupported, command=command, ray=args.ray, retries=args.retries)
             print(markdown_table(summary['runs']))
             if summary.get('algorithms'): print(f"algorithm table: {summary['algorithms']}")
             return 0 if not summary['failed'] else 1
@@ -337,28 +339,70 @@ def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = F
         plan.append((rid, c, None))
     return plan
 
-def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
-              skip_unsupported: bool = False, command: Optional[str] = None) -> dict:
-    "Execute the pipeline notebook for each sweep combination; continue past failures; aggregate all runs."
+def execute_run(rid: str, run_dir, notebook: str, kernel: str = 'python3') -> dict:
+    "Execute the pipeline notebook on `run_dir/config.yaml` with papermill; the run's row (never raises)."
     import papermill as pm
     from quantized_llms.hub import assert_no_token
+    d, t0 = Path(run_dir), time.time()
+    try:
+        pm.execute_notebook(notebook, str(d/'executed.ipynb'), kernel_name=kernel,
+                            parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str((d/'results').resolve()),
+                                            run_examples=False),
+                            progress_bar=False, cwd=str(d))
+        assert_no_token([d])  # executed notebooks keep their outputs: a printed token would stay in them
+        return dict(run=rid, status='ok', seconds=round(time.time() - t0, 1), error='')
+    except Exception as e:
+        err = str(e).strip().splitlines()
+        return dict(run=rid, status='failed', seconds=round(time.time() - t0, 1), error=(err[-1] if err else type(e).__name__)[:200])
+
+def _runs_in_order(todo: list, notebook: str, kernel: str, retries: int) -> dict:
+    out = {}
+    for rid, d in todo:
+        for attempt in range(retries + 1):
+            out[rid] = dict(execute_run(rid, d, notebook, kernel), attempts=attempt + 1)
+            if out[rid]['status'] == 'ok': break
+    return out
+
+def _runs_on_ray(todo: list, notebook: str, kernel: str, retries: int, address: Optional[str] = None) -> dict:
+    """One Ray task per run: a GPU each where the cluster has GPUs (Ray sets CUDA_VISIBLE_DEVICES), else a CPU each.
+    A local cluster unless `address` names one; a failed run is submitted again up to `retries` times, and its
+    finished stages are kept (the pipeline resumes them)."""
+    try: import ray
+    except ImportError: raise ConfigError("--ray needs Ray: pip install 'quantized_llms[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        try: ray.init(address=address, include_dashboard=False, log_to_driver=False, **({} if address else dict(object_store_memory=200 * 2**20)))
+        except Exception as e: raise QuantizedLLMsError(f"could not connect to the Ray cluster at {address or 'a new local cluster'} ({e}): check the address (ray status)") from None
+    try:
+        task = ray.remote(num_gpus=1 if ray.cluster_resources().get('GPU', 0) >= 1 else 0, num_cpus=1)(execute_run)
+        pending, out = {task.remote(rid, str(d), notebook, kernel): (rid, d, 1) for rid, d in todo}, {}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            rid, d, attempt = pending.pop(ref)
+            try: row = ray.get(ref)
+            except Exception as e: row = dict(run=rid, status='failed', seconds=0.0, error=f"Ray: {type(e).__name__}: {str(e)[:150]}")
+            if row['status'] != 'ok' and attempt <= retries: pending[task.remote(rid, str(d), notebook, kernel)] = (rid, d, attempt + 1)
+            else: out[rid] = dict(row, attempts=attempt)
+        return out
+    finally:
+        if started: ray.shutdown()
+
+def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
+              skip_unsupported: bool = False, command: Optional[str] = None, ray: Optional[str] = None,
+              retries: Optional[int] = None) -> dict:
+    """Execute the pipeline notebook for each sweep combination, one after another, or spread over a Ray cluster
+    (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise);
+    aggregate all runs."""
     runs_dir = Path(runs_dir)
-    runs = []
-    for rid, c, refused in plan_batch(cfg, sweep, runs_dir, skip_unsupported):
-        if refused: runs.append(refused); continue
+    runs, todo, plan = [], [], plan_batch(cfg, sweep, runs_dir, skip_unsupported)
+    for rid, c, refused in plan:
+        if refused: continue
         d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(d/'config.yaml', c.to_yaml())
-        t0 = time.time()
-        try:
-            pm.execute_notebook(str(notebook or pipeline_notebook()), str(d/'executed.ipynb'), kernel_name=kernel,
-                                parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str((d/'results').resolve()),
-                                                run_examples=False),
-                                progress_bar=False, cwd=str(d))
-            assert_no_token([d])  # executed notebooks keep their outputs: a printed token would stay in them
-            runs.append(dict(run=rid, status='ok', seconds=round(time.time() - t0, 1), error=''))
-        except Exception as e:
-            err = str(e).strip().splitlines()
-            runs.append(dict(run=rid, status='failed', seconds=round(time.time() - t0, 1), error=(err[-1] if err else type(e).__name__)[:200]))
+        atomic_write_text(d/'config.yaml', c.to_yaml()); todo.append((rid, d))
+    nb = str(notebook or pipeline_notebook())
+    done = (_runs_on_ray(todo, nb, kernel, 1 if retries is None else retries, None if ray == 'local' else ray) if ray
+            else _runs_in_order(todo, nb, kernel, retries or 0))
+    runs = [refused or done[rid] for rid, c, refused in plan]
     rows = []
     for r in runs:
         for res in sorted((runs_dir/r['run']/'results').glob('*')):

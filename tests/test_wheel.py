@@ -20,15 +20,13 @@ def installed(tmp_path_factory):
                    check=True, capture_output=True)
     wheel = next((tmp/'dist').glob('quantized_llms-*.whl'))
     env_dir = tmp/'venv'
-    venv.create(env_dir, with_pip=False)
+    venv.create(env_dir, with_pip=True)      # its own pip (bundled, offline): installing there leaves this environment alone
     py = env_dir/'bin'/'python'
     site = subprocess.run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, 'borrowed_dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
-    # the wheel unpacked with this interpreter's pip into the new environment (it has none of its own)
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', '--prefix', str(env_dir), str(wheel)],
-                   check=True, capture_output=True)
-    cli = env_dir/'bin'/'quantized-llms'       # as the environment's own pip writes it: run by its own interpreter
-    cli.write_text('#!' + str(py) + '\n' + cli.read_text().split('\n', 1)[1])
+    subprocess.run([py, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', str(wheel)], check=True, capture_output=True)
+    Path(site, 'borrowed_dependencies.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')   # after: pip saw nothing installed
+    cli = env_dir/'bin'/'quantized-llms'
+    assert cli.read_text().startswith(f'#!{py}')
     work = tmp/'work'; work.mkdir()
     return py, cli, work
 
