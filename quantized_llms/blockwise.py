@@ -90,6 +90,7 @@ class Algorithm:
     "Base of the registered algorithms."
     transforms = False          # whether it changes float weights before rounding (llmc's `transformed` position)
     data_parallel = False       # whether its statistics are reduced over torch.distributed ranks (see run_blockwise)
+    reads_data = True           # RTN does not: every rank rounds alike without a share of the windows
     @dataclass
     class Config: pass
     def __init__(self, config=None, **kw):
@@ -159,7 +160,7 @@ def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: 
     Under torch.distributed (data parallel) every rank feeds windows `rank::world` of `calib` through each block, the
     algorithm's statistics are reduced over the ranks, and every rank ends with the same quantized model."""
     if calib.dim() != 2 or calib.shape[0] == 0: raise ConfigError(f"calibration data must be windows x tokens, got shape {tuple(calib.shape)}")
-    if (dp := data_parallel()) is not None:
+    if (dp := data_parallel()) is not None and algorithm.reads_data:
         if not algorithm.data_parallel:
             raise ConfigError(f"{algorithm.name} does not calibrate data-parallel (its statistics are not reduced over ranks); "
                               f"run it in one process, or use {', '.join(sorted(n for n, a in ALGORITHMS.items() if a.data_parallel))}")
@@ -226,7 +227,7 @@ def collect_inputs(block, names: list, hidden: list, kwargs: list, max_tokens: O
 @register('rtn')
 class RTN(Algorithm):
     "Round-to-nearest on the shared grid (and, with `act`, per-token activation quantization: RTN W8A8)."
-    data_parallel = True        # it reads no data
+    data_parallel, reads_data = True, False
     @dataclass
     class Config:
         weight: QuantSpec = field(default_factory=QuantSpec)

@@ -15,14 +15,15 @@ from .data import load_text, tokenize_text
 from .perplexity import perplexity
 from .runs import RunLayout, check_sequence_lengths
 from .quantize import run_quantize, check_quantize
+from .blockwise import data_parallel
 from .gguf import run_gguf
 from .hub import run_publish
 
 # %% auto #0
 __all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
-           'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize', 'yaml_value', 'yaml_values',
-           'parse_assignments', 'apply_settings', 'main', 'sweep_configs', 'pipeline_notebook', 'plan_batch',
-           'execute_run', 'run_batch', 'write_algorithm_table']
+           'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize',
+           'yaml_value', 'yaml_values', 'parse_assignments', 'apply_settings', 'main', 'sweep_configs',
+           'pipeline_notebook', 'plan_batch', 'execute_run', 'run_batch', 'write_algorithm_table']
 
 # %% ../nbs/05_pipeline.ipynb #f2536c78
 def model_size_bytes(model) -> int:
@@ -106,8 +107,43 @@ def record_resources(results_dir, stage: str, m: Measure, command: Optional[str]
                       "run of that stage.\n\n" + markdown_table(rows))
     return table
 
+def init_data_parallel() -> Optional[tuple]:
+    """torch.distributed from torchrun's environment when it started more than one process: NCCL with one GPU per
+    rank where there are GPUs, else gloo. (rank, world size), or None in a single process."""
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return None
+    import datetime, torch.distributed as dist
+    if not dist.is_initialized():
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
+        # helper ranks wait while rank 0 runs the stages before quantize: hours, not the default half hour
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo', timeout=datetime.timedelta(hours=24))
+    return dist.get_rank(), dist.get_world_size()
+
+class _QuantizeSignal:
+    "Rank 0 tells the helper ranks, once, whether the quantize stage runs (they calibrate with it, or stop)."
+    def __init__(self): self.sent = False
+    def send(self, runs: bool):
+        if self.sent or data_parallel() is None: return
+        import torch.distributed as dist
+        dist.broadcast_object_list([runs], src=0); self.sent = True
+    @staticmethod
+    def receive() -> bool:
+        import torch.distributed as dist
+        got = [None]; dist.broadcast_object_list(got, src=0); return bool(got[0])
+
 def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> dict:
-    "Run every stage in `cfg.stages` in order, skipping finished ones when `resume`; returns each stage's record."
+    """Run every stage in `cfg.stages` in order, skipping finished ones when `resume`; returns each stage's record.
+    Under torchrun (several ranks) rank 0 runs the stages; the other ranks take their share of the quantize stage's
+    calibration (data-parallel), write nothing and return {}."""
+    dp = data_parallel()
+    if dp is not None and dp[0] != 0:
+        check_run(cfg)
+        if _QuantizeSignal.receive(): run_quantize(cfg, command)
+        return {}
+    signal = _QuantizeSignal()
+    try: return _run_stages(cfg, command, resume, signal)
+    finally: signal.send(False)      # a run that stopped early, or had no quantize stage to run, releases the helpers
+
+def _run_stages(cfg: RunConfig, command: Optional[str], resume: bool, signal: _QuantizeSignal) -> dict:
     for w in check_run(cfg): print(f"warning: {w}", flush=True)
     records = {}
     with run_lock(cfg) as lay:
@@ -115,6 +151,7 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
             lay.original_checkpoint(remake=True)     # redo everything: the float checkpoint saved from the GGUF too
         for i, stage in enumerate(cfg.stages, 1):
             done = lay.finished(stage) if resume and stage != 'publish' else None
+            if stage == 'quantize': signal.send(done is None)
             if done is not None:
                 print(f"[{i}/{len(cfg.stages)}] {stage}: finished earlier, skipped", flush=True)
                 records[stage] = {**done, 'skipped': True}; continue
@@ -294,7 +331,9 @@ def main(argv: Optional[list] = None) -> int:
             print(markdown_table(summary['runs']))
             if summary.get('algorithms'): print(f"algorithm table: {summary['algorithms']}")
             return 0 if not summary['failed'] else 1
+        dp = init_data_parallel()      # under torchrun: this process is one rank of a data-parallel calibration
         run(cfg, command=command, resume=not args.no_resume)
+        if dp is not None and dp[0] != 0: return 0       # a helper rank: nothing to show
     except Exception as e:
         if args.debug: raise
         user = isinstance(e, QuantizedLLMsError)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_quantize.ipynb #a4c58dbc
 from __future__ import annotations
-import json, shutil
+import dataclasses, json, shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -15,6 +15,7 @@ from .data import load_text, tokenize_text, calibration_windows
 from .perplexity import eval_windows, compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .methods import QuantizeJob
+from .blockwise import data_parallel
 from .runs import RunLayout, check_sequence_lengths
 
 # %% auto #0
@@ -25,6 +26,13 @@ def check_quantize(cfg: RunConfig) -> list:
     "Refuse what the configured method cannot do with this model; return warnings."
     lay = RunLayout(cfg)
     model_config = load_config(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    if (dp := data_parallel()) is not None:
+        from quantized_llms.blockwise import ALGORITHMS
+        alg = ALGORITHMS.get(getattr(lay.method, 'algorithm', ''))
+        if alg is None or not alg.data_parallel:
+            able = sorted(n for n, a in ALGORITHMS.items() if a.data_parallel)
+            raise ConfigError(f"quant.method: {cfg.quant.method} does not calibrate data-parallel ({dp[1]} ranks); use "
+                              f"{', '.join(able)}, or run in one process")
     return lay.method.check(cfg.quant, cfg.save.modes, model_config, cfg.calib.n_samples * cfg.calib.seq_len)
 
 def calibration_data(cfg: RunConfig, tokenizer) -> torch.Tensor:
@@ -65,6 +73,9 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
                       real_dir=lay.quantized_dir('real') if packable and ('real' in modes or 'real' in positions) else None,
                       keep_transformed='transformed' in modes or 'transformed' in positions, source_dir=lay.original_checkpoint,
                       work_dir=lay.outputs)
+    if (dp := data_parallel()) is not None and dp[0] != 0:     # a helper rank: its share of the calibration, nothing written
+        lay.method.quantize(dataclasses.replace(job, real_dir=None, keep_transformed=False))
+        return {}
     res = lay.method.quantize(job)
     outputs = {}
     if res.real_dir is not None: outputs['real'] = res.real_dir

@@ -1,6 +1,7 @@
 """Data-parallel calibration: with torch.distributed (gloo, CPU processes here; NCCL on GPUs) each rank feeds its share
 of the calibration windows through every block and the statistics are reduced over the ranks. One rank and two must
 give the same quantized weights and grids, byte for byte, on every rank."""
+from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
@@ -47,3 +48,36 @@ def test_one_and_two_ranks_give_the_same_model(tmp_path, algo, arch):
 def test_algorithms_without_reduction_are_refused(tmp_path):
     got = _run(tmp_path, 2, 'awq', 'llama')
     assert all('awq does not calibrate data-parallel' in r['error'] for r in got)
+
+def _torchrun(n, cfg_path, results, extra=()):
+    import os, subprocess, sys
+    from pathlib import Path
+    torchrun = Path(sys.executable).parent/'torchrun'
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
+    cli = Path(sys.executable).parent/'quantized-llms'      # torchrun runs the console script as a Python file
+    return subprocess.run([str(torchrun), '--standalone', f'--nproc-per-node={n}', str(cli), 'run',
+                           str(cfg_path), '--results-dir', str(results), *extra], env=env, capture_output=True, text=True, timeout=600)
+
+def test_quantized_llms_run_under_torchrun(tmp_path):
+    "`torchrun --nproc-per-node N $(which quantized-llms) run CONFIG`: rank 0 runs the stages, the others calibrate; any N, one checkpoint."
+    import json, yaml
+    from safetensors.torch import load_file
+    from quantized_llms.models import tiny_model, save_checkpoint, load_tokenizer
+    save_checkpoint(tiny_model('llama', seed=2), load_tokenizer('smollm2-135m'), tmp_path/'tiny')
+    cfg = dict(stages=['quantize'], model=dict(name=str(tmp_path/'tiny')), calib=dict(n_samples=8, seq_len=64),
+               eval=dict(seq_len=64, max_windows=2, positions=['pretrain', 'fake_quant']),
+               quant=dict(method='gptq', weight=dict(group_size=32)), save=dict(output_dir=str(tmp_path/'out'), modes=['real']))
+    out = {}
+    for n in (2, 3):
+        c = {**cfg, 'save': {**cfg['save'], 'output_dir': str(tmp_path/f'out{n}')}}
+        (tmp_path/f'run{n}.yaml').write_text(yaml.safe_dump(c))
+        r = _torchrun(n, tmp_path/f'run{n}.yaml', tmp_path/f'res{n}')
+        assert r.returncode == 0, r.stderr[-3000:]
+        rec = json.loads((tmp_path/f'res{n}'/'tiny'/'quantize.json').read_text())
+        out[n] = rec, load_file(str(Path(rec['outputs']['real']['path'])/'model.safetensors'))
+    (r2, w2), (r3, w3) = out[2], out[3]
+    assert w2.keys() == w3.keys() and all(torch.equal(w2[k], w3[k]) for k in w2)     # 2 and 3 ranks: the same bytes
+    assert r2['positions']['fake_quant'] == r3['positions']['fake_quant']
+    (tmp_path/'bad.yaml').write_text(yaml.safe_dump({**cfg, 'quant': {'method': 'awq', 'weight': {'group_size': 32}}}))
+    r = _torchrun(2, tmp_path/'bad.yaml', tmp_path/'res-bad')
+    assert r.returncode != 0 and 'does not calibrate data-parallel (2 ranks)' in r.stderr
