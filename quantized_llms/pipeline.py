@@ -108,9 +108,10 @@ def record_resources(results_dir, stage: str, m: Measure, command: Optional[str]
     return table
 
 def init_data_parallel() -> Optional[tuple]:
-    """torch.distributed from torchrun's environment when it started more than one process: NCCL with one GPU per
-    rank where there are GPUs, else gloo. (rank, world size), or None in a single process."""
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return None
+    """torch.distributed from torchrun's environment: NCCL with one GPU per rank where there are GPUs, else gloo.
+    (rank, world size), or None outside torchrun. One torchrun rank is data-parallel too, so any number of ranks
+    writes the same checkpoint (a plain process sums its Hessians as GPTQModel does instead)."""
+    if 'LOCAL_RANK' not in os.environ or 'WORLD_SIZE' not in os.environ: return None
     import datetime, torch.distributed as dist
     if not dist.is_initialized():
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))

@@ -68,16 +68,16 @@ def test_quantized_llms_run_under_torchrun(tmp_path):
                eval=dict(seq_len=64, max_windows=2, positions=['pretrain', 'fake_quant']),
                quant=dict(method='gptq', weight=dict(group_size=32)), save=dict(output_dir=str(tmp_path/'out'), modes=['real']))
     out = {}
-    for n in (2, 3):
+    for n in (1, 2, 3):
         c = {**cfg, 'save': {**cfg['save'], 'output_dir': str(tmp_path/f'out{n}')}}
         (tmp_path/f'run{n}.yaml').write_text(yaml.safe_dump(c))
         r = _torchrun(n, tmp_path/f'run{n}.yaml', tmp_path/f'res{n}')
         assert r.returncode == 0, r.stderr[-3000:]
         rec = json.loads((tmp_path/f'res{n}'/'tiny'/'quantize.json').read_text())
         out[n] = rec, load_file(str(Path(rec['outputs']['real']['path'])/'model.safetensors'))
-    (r2, w2), (r3, w3) = out[2], out[3]
-    assert w2.keys() == w3.keys() and all(torch.equal(w2[k], w3[k]) for k in w2)     # 2 and 3 ranks: the same bytes
-    assert r2['positions']['fake_quant'] == r3['positions']['fake_quant']
+    (r1, w1), (r2, w2), (r3, w3) = out[1], out[2], out[3]
+    assert w1.keys() == w2.keys() == w3.keys() and all(torch.equal(w1[k], w2[k]) and torch.equal(w2[k], w3[k]) for k in w2)   # 1, 2, 3 ranks: the same bytes
+    assert r1["positions"]["fake_quant"] == r2["positions"]["fake_quant"] == r3["positions"]["fake_quant"]
     (tmp_path/'bad.yaml').write_text(yaml.safe_dump({**cfg, 'quant': {'method': 'awq', 'weight': {'group_size': 32}}}))
     r = _torchrun(2, tmp_path/'bad.yaml', tmp_path/'res-bad')
     assert r.returncode != 0 and 'does not calibrate data-parallel (2 ranks)' in r.stderr
