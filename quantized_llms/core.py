@@ -283,9 +283,9 @@ def find_config(name) -> Path:
     "The YAML file `name` names: a path, or a built-in configuration's name."
     p = Path(name)
     if p.is_file(): return p
-    known = builtin_configs()
-    if p.name.removesuffix('.yaml') in known and len(p.parts) == 1: return known[p.name.removesuffix('.yaml')]
-    close = difflib.get_close_matches(p.name.removesuffix('.yaml'), list(known), n=1)
+    known, stem = builtin_configs(), p.name.removesuffix('.yaml')
+    if stem in known and len(p.parts) == 1: return known[stem]
+    close = difflib.get_close_matches(stem, list(known), n=1)
     raise ConfigError(f"config file {p} does not exist: pass the path of a YAML run configuration, or the name of a "
                       f"built-in one ({', '.join(known) or 'none installed'})" + (f"; did you mean {close[0]!r}?" if close else ''))
 

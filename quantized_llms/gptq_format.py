@@ -12,8 +12,8 @@ import torch.nn as nn
 from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, atomic_dir, resolve_device
 
 # %% auto #0
-__all__ = ['pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint', 'load_gptq_dequantized',
-           'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
+__all__ = ['WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint',
+           'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
 
 # %% ../nbs/00d_gptq_format.ipynb #fab05eb6
 def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
@@ -118,12 +118,12 @@ def load_gptq_dequantized(path, dtype: torch.dtype = torch.float32, device: str 
     return model.to(device=device, dtype=dtype).eval(), AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a11
-_WEIGHT_SUFFIXES = ('.safetensors', '.gguf', '.bin')
+WEIGHT_SUFFIXES = ('.safetensors', '.gguf', '.bin')     # the files a digest covers and staging hard-links
 
 def weights_digest(path) -> dict:
     "{file name: [size, sha256]} of the weight files of a checkpoint folder (or of one file)."
     p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in _WEIGHT_SUFFIXES) if p.is_dir() else []
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in WEIGHT_SUFFIXES) if p.is_dir() else []
     out = {}
     for f in files:
         h = hashlib.sha256()

@@ -10,6 +10,7 @@ from typing import Optional
 import yaml
 from .core import RunConfig, QuantizedLLMsError, atomic_dir, atomic_write_text, markdown_table, package_versions, read_result
 from .llamacpp import gguf_info
+from .gptq_format import WEIGHT_SUFFIXES
 from .runs import RunLayout
 from .models import resolve_model, MODEL_ALIASES
 
@@ -172,7 +173,7 @@ def assert_no_token(paths, token: Optional[str] = None):
 # %% ../nbs/04_hub.ipynb #6c7c57ed
 def _link_or_copy(src: Path, dst: Path):
     "Weight files are hard-linked (no second copy of gigabytes); every other file is copied, so editing a staged config or tokenizer never changes the model it came from."
-    if src.suffix in ('.safetensors', '.gguf', '.bin'):
+    if src.suffix in WEIGHT_SUFFIXES:
         try: return os.link(src, dst)
         except OSError: pass
     shutil.copy2(src, dst)

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00a_models.ipynb #4b547c8f
 from __future__ import annotations
-import importlib.util, json, os, re, shutil, struct
+import importlib.util, json, os, re, struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 import torch
 from safetensors import SafetensorError, safe_open
-from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, resolve_device, resolve_dtype
+from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, atomic_write_text, resolve_device, resolve_dtype
 from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_digest, check_digest
 
 # %% auto #0
@@ -216,10 +216,9 @@ def checkpoint_dir(model_name: str, output_dir, dtype: str = 'auto', trust_remot
     out, stamp = Path(output_dir)/src.label, _gguf_stamp(src, dtype)
     if remake or cached_checkpoint_problem(out, stamp):
         model, tok = load_model(model_name, dtype=dtype, device='cpu', trust_remote_code=trust_remote_code)
-        with atomic_dir(out, overwrite=True) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            if tok is not None: tok.save_pretrained(tmp)
-            (tmp/MADE_FROM).write_text(json.dumps(dict(source=stamp, weights=weights_digest(tmp)), indent=1))
+        save_checkpoint(model, tok, out, overwrite=True)
+        # written last: a checkpoint without its record (a run stopped in between) is made again
+        atomic_write_text(out/MADE_FROM, json.dumps(dict(source=stamp, weights=weights_digest(out)), indent=1))
     return out
 
 # %% ../nbs/00a_models.ipynb #5310b70e

@@ -434,7 +434,7 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=Non
     (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise);
     aggregate all runs."""
     runs_dir = Path(runs_dir)
-    runs, todo, plan = [], [], plan_batch(cfg, sweep, runs_dir, skip_unsupported)
+    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported)
     for rid, c, refused in plan:
         if refused: continue
         d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
