@@ -34,7 +34,7 @@ class build_py_with_examples(build_py):
     "Ship the example configs and the stage notebooks inside the package: `quantized-llms run smollm2-135m` and `batch` work from a wheel."
     def run(self):
         super().run()
-        for folder, pattern in (('configs', '*.yaml'), ('nbs', '*.ipynb')):
+        for folder, pattern in (('configs', '*.yaml'), ('configs/profiles', '*.yaml'), ('nbs', '*.ipynb')):
             dest = Path(self.build_lib)/cfg['lib_path']/folder
             dest.mkdir(parents=True, exist_ok=True)
             for f in sorted(Path(folder).glob(pattern)): shutil.copy2(f, dest/f.name)

@@ -15,10 +15,10 @@ __all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GR
            'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
            'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
            'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict',
-           'builtin_configs', 'find_config', 'RunConfig', 'remove_stale_temps', 'temp_prefix', 'atomic_dir',
-           'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions', 'run_metadata',
+           'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps', 'temp_prefix',
+           'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions', 'run_metadata',
            'write_result', 'result_problem', 'read_result', 'Measure', 'dir_size_bytes', 'resolve_device',
-           'resolve_dtype']
+           'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -106,11 +106,14 @@ class ModelConfig:
     device: str = 'auto'             # auto | cpu | cuda | cuda:N
     revision: Optional[str] = None
     trust_remote_code: bool = False  # off unless asked: remote code runs on your machine
+    gpu_memory_gib: Optional[float] = None   # cap this process's GPU memory (15 for a T4): a larger GPU proves the run fits
     def validate(self, where='model'):
         _check(self.name.strip() != '', f'{where}.name', 'must name a model (alias, Hub id, directory or .gguf file)')
         _one_of(self.dtype, DTYPES, f'{where}.dtype')
         _check(self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:'), f'{where}.device',
                f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _check(self.gpu_memory_gib is None or self.gpu_memory_gib > 0, f'{where}.gpu_memory_gib',
+               f'must be a positive number of GiB or null, got {self.gpu_memory_gib!r}')
 
 @dataclass
 class CalibConfig:
@@ -184,6 +187,7 @@ class GGUFConfig:
     type: str = 'Q4_K_M'
     extra_types: list = field(default_factory=list)   # e.g. [Q4_K_S, Q8_0]
     source: str = 'original'   # original | transformed: also quantize the quantize stage's transformed weights (AWQ-scaled)
+    imatrix: bool = False      # weigh rounding errors by an importance matrix from the calibration set (llama-imatrix's)
     def validate(self, where='gguf'):
         for t in [self.type, *self.extra_types]: _one_of(str(t).upper(), GGUF_TYPES, f'{where}.type')
         _one_of(self.source, ('original', 'transformed'), f'{where}.source')
@@ -271,11 +275,11 @@ def section_from_dict(cls, d, where):
     return obj
 
 # %% ../nbs/00_core.ipynb #61565526
-def builtin_configs() -> dict:
-    "{name: path} of the example configurations: installed with the package (a wheel), or a clone's `configs/`."
+def builtin_configs(folder: str = 'configs') -> dict:
+    "{name: path} of the example configurations (or of `configs/profiles`): installed with the package (a wheel), or a clone's."
     import quantized_llms
     pkg = Path(quantized_llms.__file__).parent
-    for d in (pkg/'configs', pkg.parent/'configs'):
+    for d in (pkg/folder, pkg.parent/folder):
         if d.is_dir() and (found := {p.stem: p for p in sorted(d.glob('*.yaml'))}): return found
     return {}
 
@@ -340,6 +344,27 @@ class RunConfig:
         return {'stages': list(self.stages), **{k: asdict(getattr(self, k)) for k in self._sections}}
 
     def to_yaml(self) -> str: return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+def _dotted(d: dict, prefix: str = '') -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_dotted(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def profile_settings(name) -> dict:
+    """The dotted settings (`{'model.dtype': 'float16', ...}`) of a profile: a partial configuration for one kind of
+    machine, laid over any run's configuration. `name` is a YAML file or a built-in profile (`t4`)."""
+    p, known = Path(name), builtin_configs('configs/profiles')
+    if not p.is_file():
+        if p.name.removesuffix('.yaml') not in known or len(p.parts) != 1:
+            raise ConfigError(f"profile {name}: no such file or built-in profile (built-in: {', '.join(known) or 'none installed'})")
+        p = known[p.name.removesuffix('.yaml')]
+    try: d = yaml.safe_load(p.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e: raise ConfigError(f"profile {p} cannot be read: {e}") from None
+    if not isinstance(d, dict) or not d: raise ConfigError(f"profile {p} must be a mapping of sections, like a run configuration")
+    return _dotted(d)
+
 
 # %% ../nbs/00_core.ipynb #779db392
 def _is_nonempty_dir(p: Path) -> bool: return p.is_dir() and any(p.iterdir())
@@ -552,6 +577,17 @@ def resolve_device(device: str = 'auto'):
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is visible: use device 'cpu' or 'auto'")
     return torch.device(device)
+
+def limit_gpu_memory(gib: Optional[float], device: str = 'auto') -> Optional[float]:
+    """Cap the memory PyTorch may take on the GPU at `gib` GiB (the fraction of the card that is), so a run on a large
+    GPU fails as a smaller one would; returns the fraction set, or None where there is no GPU or no cap."""
+    import torch
+    dev = resolve_device(device)
+    if gib is None or dev.type != 'cuda': return None
+    total = torch.cuda.get_device_properties(dev).total_memory
+    frac = min(1.0, gib * 2**30 / total)
+    torch.cuda.set_per_process_memory_fraction(frac, dev.index if dev.index is not None else torch.cuda.current_device())
+    return frac
 
 def resolve_dtype(dtype: str = 'auto', device='cpu'):
     "The torch dtype `dtype` names; 'auto' is float16 on GPUs (a T4 has no bfloat16) and float32 on the CPU."

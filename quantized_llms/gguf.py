@@ -15,12 +15,12 @@ from .models import load_from_config, load_tokenizer
 from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
-from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM
+from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
 from .runs import RunLayout
 
 # %% auto #0
-__all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'summarize_fallbacks', 'gguf_markdown',
-           'gguf_sources', 'run_gguf']
+__all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
+           'summarize_fallbacks', 'gguf_markdown', 'gguf_sources', 'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
@@ -54,6 +54,42 @@ def keep_contexts_open(n_files: int, n_batch: int, n_vocab: int) -> bool:
     "Whether every file's logits buffer (float32, n_batch x vocabulary) fits `CONTEXTS_BUDGET_BYTES` together."
     return n_files * n_batch * n_vocab * 4 <= CONTEXTS_BUDGET_BYTES
 
+# %% ../nbs/02_gguf.ipynb #8aa6c9f9
+def gguf_tensor_names(model, arch: str) -> dict:
+    "{module name: GGUF tensor name} of the linear layers in the model's blocks, for llama.cpp architecture `arch`."
+    import gguf
+    from quantized_llms.quantizers import transformer_blocks
+    arch_id = next((k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch), None)
+    if arch_id is None: raise GGUFError(f"gguf-py knows no architecture {arch!r}: an importance matrix cannot be named for it")
+    names = gguf.get_tensor_name_map(arch_id, len(transformer_blocks(model)))
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and (g := names.get_name(name)) and g.startswith('blk.'): out[name] = f'{g}.weight'
+    if not out: raise GGUFError(f"no linear layer of {type(model).__name__} has a GGUF name for {arch!r}: gguf.imatrix cannot be used")
+    return out
+
+def collect_imatrix(model, windows: torch.Tensor, names: dict, batch_size: int = 8) -> dict:
+    """{GGUF name: (sum of squared inputs per column, tokens)} of the linears `names` maps, over `windows`: what
+    `llama-imatrix` collects (sums in float64; only the blocks run, not the output head)."""
+    from tqdm.auto import tqdm
+    from quantized_llms.perplexity import model_device
+    sums, counts, hooks = {}, {}, []
+    def hook(gname):
+        def f(mod, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+            sums[gname] = sums[gname] + x.square().sum(0) if gname in sums else x.square().sum(0)
+            counts[gname] = counts.get(gname, 0) + x.shape[0]
+        return f
+    for mname, gname in names.items(): hooks.append(model.get_submodule(mname).register_forward_pre_hook(hook(gname)))
+    body, dev = getattr(model, 'base_model', model), model_device(model)
+    try:
+        with torch.no_grad():
+            for i in tqdm(range(0, len(windows), batch_size), desc='importance matrix', leave=False):
+                body(windows[i:i + batch_size].to(dev))
+    finally:
+        for h in hooks: h.remove()
+    return {g: (sums[g].cpu().numpy(), counts[g]) for g in names.values() if g in sums}
+
 # %% ../nbs/02_gguf.ipynb #5f1cd3ae
 def summarize_fallbacks(fallbacks: list) -> str:
     "'N tensors -> q5_0, M -> q8_0 (e.g. blk.0.attn_q.weight, 576 per row)' from the per-tensor fallback list."
@@ -79,6 +115,9 @@ def gguf_markdown(record: dict, label: str) -> str:
             f"original's next-token distributions. Speeds are llama.cpp on the machine named below, "
             f"{sp['n_prompt']}-token prompt and {sp['n_gen']} generated tokens."
             + ('' if record['tokenizers_agree'] else "\n\n**The GGUF tokenizer does not agree with the original's**: all rows use the original's tokens.")
+            + (f"\n\nQuantized with an importance matrix from {im['calib']['n_samples']} x {im['calib']['seq_len']} tokens "
+               f"of {im['calib']['name']} ({im['entries']} tensors, `{Path(im['path']).name}`, llama-imatrix's format)."
+               if (im := record.get('imatrix')) else '')
             + "\n\n" + markdown_table(rows)
             + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else ''))
 
@@ -104,12 +143,27 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
         if f16.exists(): f16.unlink()     # a stage that runs again converts again: the checkpoint may have changed
         t0 = time.perf_counter(); files[f'{prefix}F16'] = convert_to_gguf(ckpt, f16)
         convert_s[f'{prefix}F16'] = round(time.perf_counter() - t0, 2)
+    tok = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    ref, imatrix, imatrix_rec = None, None, None
+    if g.imatrix:     # from the original's activations: it weighs the original's columns (not AWQ-scaled ones)
+        from quantized_llms.quantize import calibration_data
+        ref, _ = load_from_config(cfg.model)
+        t0 = time.perf_counter()
+        entries = collect_imatrix(ref, calibration_data(cfg, tok), gguf_tensor_names(ref, gguf_info(files['F16'])['architecture']),
+                                  cfg.calib.batch_size)
+        ipath = write_imatrix(lay.gguf_dir/f'{lay.label}.imatrix.gguf', entries, cfg.calib.path or cfg.calib.name,
+                              cfg.calib.n_samples, cfg.calib.seq_len)
+        imatrix = {k: s / max(n, 1) for k, (s, n) in entries.items()}
+        imatrix_rec = dict(path=str(ipath), entries=len(entries), tokens=int(next(iter(entries.values()))[1]),
+                           calib=dict(name=cfg.calib.path or cfg.calib.name, n_samples=cfg.calib.n_samples,
+                                      seq_len=cfg.calib.seq_len, seed=cfg.calib.seed),
+                           seconds=round(time.perf_counter() - t0, 2), digest=weights_digest(ipath))
+    for prefix in sources:
         for t in (types if not prefix else [g.type.upper()]):   # transformed weights: the published type only
             path = lay.gguf_file(f'{prefix}{t}')
             if path.exists(): path.unlink()    # left by an unfinished run (no gguf.json yet): quantizing again takes seconds
-            runs[f'{prefix}{t}'] = quantize_gguf(f16, path, t)
+            runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=None if prefix else imatrix)
             files[f'{prefix}{t}'] = Path(runs[f'{prefix}{t}'].path)
-    tok = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     text = load_text(e.name, e.split, e.path, e.text_field if e.path else None)
     from quantized_llms.perplexity import eval_windows
     windows = eval_windows(tokenize_text(tok, text), e.seq_len, e.max_windows)
@@ -118,7 +172,7 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
     models = {k: LazyGGUF(p, n_ctx=e.seq_len, n_batch=chunk, keep_open=keep) for k, p in files.items()}
     try:
         with models['F16'].opened() as m: agree = tokenizers_agree(tok, m, text)
-        ref, _ = load_from_config(cfg.model)
+        if ref is None: ref, _ = load_from_config(cfg.model)
         cmp = compare_to_reference(ref, models, windows, chunk, sources={k: str(p) for k, p in files.items()})
         ref_dtype = str(ref.dtype).replace('torch.', '')
     finally:
@@ -134,7 +188,7 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
                   results=cmp, speed=speed, quantize={k: asdict(r) for k, r in runs.items()},
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
-                  reference_dtype=ref_dtype,
+                  reference_dtype=ref_dtype, imatrix=imatrix_rec,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)
     return record

@@ -162,7 +162,9 @@ def load_gptq(path, device: str = 'auto', backend: str = 'auto', dtype: Optional
     dev = resolve_device(device)
     # GPTQ kernels compute in half precision: bfloat16 on the CPU, float16 on GPUs (T4s have no bfloat16)
     if dtype is None: dtype = torch.bfloat16 if dev.type == 'cpu' else torch.float16
-    if backend == 'auto' and dev.type == 'cpu': backend = 'torch'   # the one CPU kernel that takes short groups
+    # auto: on the CPU the one kernel that takes short groups; on a GPU Triton's, which needs no build step (GPTQModel's
+    # own choice may be a kernel it compiles from downloaded sources) and runs from a T4 (compute capability 7.5) up
+    if backend == 'auto': backend = 'torch' if dev.type == 'cpu' else 'triton'
     m = GPTQModel.load(str(path), device=str(dev), backend=BACKEND(backend), dtype=dtype)
     return m.model.eval(), m.tokenizer
 

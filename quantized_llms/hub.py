@@ -34,7 +34,8 @@ def upload_files(folder, kind: str, include_f16: bool = False) -> list:
             raise PublishError(f"{folder} is not a finished packed checkpoint (missing {missing or ['*.safetensors']}): quantize again")
         return [p for p in files if not p.name.endswith('.csv')]  # GPTQModel's per-layer log stays local
     if kind == 'gguf':
-        ggufs = [p for p in files if p.suffix == '.gguf' and (include_f16 or not p.stem.upper().endswith(('-F16', '-BF16', '-F32')))]
+        ggufs = [p for p in files if p.suffix == '.gguf' and not p.name.endswith('.imatrix.gguf')
+                 and (include_f16 or not p.stem.upper().endswith(('-F16', '-BF16', '-F32')))]
         if not ggufs: raise PublishError(f"{folder} holds no quantized .gguf file: run the gguf stage first")
         for p in ggufs: gguf_info(p)
         return ggufs
@@ -97,6 +98,11 @@ def _gguf_card(record: dict, repo_id: str, versions: dict) -> tuple:
     tags = ['gguf', 'llama.cpp', 'quantized', gtype.lower()]
     how = (f"Converted with llama.cpp's `convert_hf_to_gguf.py` and quantized with `llama_model_quantize` "
            f"(llama-cpp-python {versions.get('llama_cpp', '')}) to {', '.join(t for t in res if t != 'reference')}.")
+    if record.get('imatrix'):
+        im = record['imatrix']
+        how += (f" Quantized with an importance matrix (mean squared activation of each input column of every block "
+                f"linear, as `llama-imatrix` computes it) from {im['calib']['n_samples']} x {im['calib']['seq_len']} "
+                f"tokens of {im['calib']['name']}, {im['entries']} tensors.")
     if record.get('transformed_from'):
         tf = record['transformed_from']
         how += (f" Files named `{tf['method'].upper()}-...` were converted from the {tf['method']}-transformed float weights "

@@ -15,7 +15,7 @@ from .core import (GGUF_TYPES, QuantizedLLMsError, ModelLoadError, UnsupportedAr
 
 # %% auto #0
 __all__ = ['GGUFError', 'llama_cpp_version', 'llama_cpp_dir', 'convert_to_gguf', 'gguf_info', 'gguf_ftype', 'capture_llama_log',
-           'GGUFQuantRun', 'quantize_gguf', 'GGUFCausalLM']
+           'GGUFQuantRun', 'quantize_gguf', 'write_imatrix', 'read_imatrix', 'GGUFCausalLM']
 
 # %% ../nbs/00f_llamacpp.ipynb #c589fdad
 class GGUFError(QuantizedLLMsError, ValueError):
@@ -136,8 +136,19 @@ class GGUFQuantRun:
     bytes: int
     fallbacks: list  # 'tensor: wanted -> used' for k-quant fallbacks
 
-def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0) -> GGUFQuantRun:
-    "Quantize the unquantized GGUF `src` to `gguf_type` into `out_file` (temporary name, then rename)."
+def _imatrix_array(imatrix: dict):
+    "llama.cpp's array of {name, data, size} entries, ended by a null name, over float32 copies kept alive with it."
+    import llama_cpp, numpy as np
+    keep = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in imatrix.items()}
+    arr = (llama_cpp.llama_model_imatrix_data * (len(keep) + 1))()
+    for i, (k, v) in enumerate(keep.items()):
+        arr[i].name, arr[i].size = k.encode(), v.size
+        arr[i].data = v.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    return arr, keep
+
+def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, imatrix: Optional[dict] = None) -> GGUFQuantRun:
+    """Quantize the unquantized GGUF `src` to `gguf_type` into `out_file` (temporary name, then rename). `imatrix`:
+    {GGUF tensor name: mean squared input of each column}, the importance llama.cpp weighs each weight's error by."""
     import llama_cpp
     ftype = gguf_ftype(gguf_type)
     gguf_info(src)  # refuse corrupt input before llama.cpp reads it
@@ -147,6 +158,11 @@ def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0) ->
     tmp = out_file.with_name(temp_prefix(out_file) + 'quantize')
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype, p.nthread = ftype, nthread or (os.cpu_count() or 1)
+    if imatrix:
+        bad = [k for k, v in imatrix.items() if not np.isfinite(v).all()]
+        if bad: raise GGUFError(f"the importance matrix has NaN or infinite values for {bad[0]}: collect it again")
+        arr, _keep = _imatrix_array(imatrix)
+        p.imatrix = ctypes.cast(arr, ctypes.POINTER(type(arr[0])))
     t0 = time.perf_counter()
     with capture_llama_log() as log:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(p))
@@ -166,6 +182,36 @@ def _fallbacks(log: str) -> list:
     m = re.search(r'(\d+) of (\d+) tensor\(s\) required fallback quantization', log)
     if m and not out: out.append(f"{m.group(1)} of {m.group(2)} tensors fell back to another type")
     return out
+
+# %% ../nbs/00f_llamacpp.ipynb #a5121f60
+def write_imatrix(path, entries: dict, dataset: str, chunk_count: int, chunk_size: int) -> Path:
+    """Save `{tensor name: (sum of squared inputs per column, tokens)}` as an imatrix GGUF file, as `llama-imatrix`
+    writes it (`<name>.in_sum2` and `<name>.counts` per tensor, with the dataset and chunk metadata)."""
+    import gguf
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); remove_stale_temps(path)
+    tmp = path.with_name(temp_prefix(path) + 'imatrix')
+    w = gguf.GGUFWriter(str(tmp), arch='imatrix')
+    w.add_string('general.type', 'imatrix')
+    w.add_array('imatrix.datasets', [dataset])
+    w.add_uint32('imatrix.chunk_count', int(chunk_count)); w.add_uint32('imatrix.chunk_size', int(chunk_size))
+    for name, (sums, count) in entries.items():
+        w.add_tensor(f'{name}.in_sum2', np.asarray(sums, dtype=np.float32).reshape(1, -1))
+        w.add_tensor(f'{name}.counts', np.array([[count]], dtype=np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    os.replace(tmp, path)
+    return path
+
+def read_imatrix(path) -> dict:
+    "{tensor name: mean squared input per column} of an imatrix GGUF file (ours or `llama-imatrix`'s), as llama-quantize reads it."
+    import gguf
+    try: r = gguf.GGUFReader(str(path))
+    except Exception as e: raise GGUFError(f"{path} is not an imatrix GGUF file ({type(e).__name__}: {e})") from None
+    t = {x.name: np.asarray(x.data, dtype=np.float32).reshape(-1) for x in r.tensors}
+    names = [n.removesuffix('.in_sum2') for n in t if n.endswith('.in_sum2')]
+    if not names: raise GGUFError(f"{path} holds no importance matrix (no .in_sum2 tensors)")
+    missing = [n for n in names if f'{n}.counts' not in t]
+    if missing: raise GGUFError(f"{path}: {missing[0]} has sums but no counts; collect the matrix again")
+    return {n: t[f'{n}.in_sum2'] / max(float(t[f'{n}.counts'][0]), 1.0) for n in names}
 
 # %% ../nbs/00f_llamacpp.ipynb #c01363a4
 class GGUFCausalLM:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
-                                 markdown_table, read_result, write_result)
+                                 markdown_table, read_result, write_result, limit_gpu_memory, profile_settings)
 from .models import load_from_config
 from .data import load_text, tokenize_text
 from .perplexity import perplexity
@@ -146,6 +146,8 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
 
 def _run_stages(cfg: RunConfig, command: Optional[str], resume: bool, signal: _QuantizeSignal) -> dict:
     for w in check_run(cfg): print(f"warning: {w}", flush=True)
+    if limit_gpu_memory(cfg.model.gpu_memory_gib, cfg.model.device):
+        print(f"GPU memory capped at {cfg.model.gpu_memory_gib:g} GiB (model.gpu_memory_gib)", flush=True)
     records = {}
     with run_lock(cfg) as lay:
         if not resume and lay.source.kind == 'gguf' and {'quantize', 'gguf'} & set(cfg.stages):
@@ -308,6 +310,7 @@ def main(argv: Optional[list] = None) -> int:
     for x in (r, b):
         x.add_argument('config', help='a YAML run configuration: its path, or a built-in name (smollm2-135m, smollm2-135m-awq, starcoderbase-1b, ...)')
         x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
+        x.add_argument('--profile', help='lay a machine profile over the config: a built-in name (t4) or a YAML file')
         x.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a setting, e.g. quant.method=awq; repeatable')
         x.add_argument('--debug', action='store_true', help='show the traceback of an error')
     r.add_argument('--results-dir', help='override save.results_dir')
@@ -322,7 +325,7 @@ def main(argv: Optional[list] = None) -> int:
     command = 'quantized-llms ' + ' '.join(argv)
     try:
         cfg = RunConfig.from_yaml(args.config)
-        settings = parse_assignments(args.set, '--set')
+        settings = {**(profile_settings(args.profile) if args.profile else {}), **parse_assignments(args.set, '--set')}
         if args.stages: settings['stages'] = args.stages.split(',')
         if getattr(args, 'results_dir', None): settings['save.results_dir'] = args.results_dir
         cfg = apply_settings(cfg, settings)

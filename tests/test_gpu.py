@@ -113,3 +113,15 @@ def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
     a, b = (load_file(str(r.real_dir/'model.safetensors')) for r in (ours, ref))
     keys = [k for k in b if k.endswith(('.qweight', '.qzeros', '.scales', '.g_idx'))]
     assert keys and [k for k in keys if not torch.equal(a[k], b[k])] == []
+
+def test_gpu_memory_cap_stops_what_a_smaller_card_cannot_hold():
+    from quantized_llms.core import limit_gpu_memory
+    total = torch.cuda.get_device_properties(0).total_memory
+    try:
+        frac = limit_gpu_memory(1, 'cuda')                  # a 1 GiB card
+        assert abs(frac - 2**30 / total) < 1e-9
+        torch.cuda.empty_cache()
+        with pytest.raises(torch.OutOfMemoryError): torch.empty(2 * 2**30, dtype=torch.uint8, device='cuda')
+        x = torch.empty(2**29, dtype=torch.uint8, device='cuda'); del x     # half of it fits
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0); torch.cuda.empty_cache()

@@ -38,12 +38,13 @@ def test_wheel_holds_configs_and_notebooks(installed):
     py, _, work = installed
     out = subprocess.run([py, '-c', 'import quantized_llms, json; from quantized_llms.core import builtin_configs; '
                           'from quantized_llms.pipeline import pipeline_notebook; '
-                          'print(json.dumps([quantized_llms.__file__, sorted(builtin_configs()), str(pipeline_notebook())]))'],
+                          'print(json.dumps([quantized_llms.__file__, sorted(builtin_configs()), str(pipeline_notebook()), '
+                          'sorted(builtin_configs("configs/profiles"))]))'],
                          cwd=work, env=_env(), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    where, names, nb = json.loads(out.stdout.strip().splitlines()[-1])
+    where, names, nb, profiles = json.loads(out.stdout.strip().splitlines()[-1])
     assert str(REPO) not in where and 'venv' in where            # the installed copy, not the clone
-    assert {'smollm2-135m', 'smollm2-135m-awq', 'starcoderbase-1b'} <= set(names)
+    assert {'smollm2-135m', 'smollm2-135m-awq', 'starcoderbase-1b'} <= set(names) and 't4' in profiles
     assert str(REPO) not in nb and nb.endswith('quantized_llms/nbs/05_pipeline.ipynb')
 
 def test_run_and_batch_from_the_wheel(installed):
