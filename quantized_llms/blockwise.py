@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 from .core import ConfigError, Measure, QuantSpec
-from .quantizers import (minmax_params, fake_quantize, quantize_tensor, round_block, round_model,
+from .quantizers import (minmax_params, mse_params, fake_quantize, quantize_tensor, round_block, round_model,
                                        ActQuantLinear, transformer_blocks, block_linears)
 
 # %% auto #0
@@ -206,21 +206,38 @@ def feed_linear_inputs(block, names: list, hidden: list, kwargs: list, fn, stop:
         for h in hooks: h.remove()
 
 def collect_inputs(block, names: list, hidden: list, kwargs: list, max_tokens: Optional[int] = None) -> dict:
-    "Inputs of the linears `names` over all calibration batches, as (tokens x features) float32 tensors."
-    total = sum(h.shape[0] * h.shape[1] for h in hidden)
+    """Inputs of the linears `names` over all calibration batches, as (tokens x features) float32 tensors: every token,
+    or a seeded sample of `max_tokens`, in the order of the calibration windows. Data-parallel, each rank fills the
+    rows of its own windows (`rank::world`) and the ranks' tensors are summed, so every rank gets the rows one process
+    would (each row comes from exactly one rank: a sum with zeros is exact)."""
+    dp = data_parallel()
+    seq = hidden[0].shape[1]
+    n_local = sum(h.shape[0] for h in hidden)
+    rank, world = dp or (0, 1)
+    n_windows = int(reduce_across_ranks(torch.tensor([n_local], dtype=torch.long)).item()) if dp else n_local
+    total = n_windows * seq
+    # the global index of each local token: local window j is window rank + j * world of the calibration set
+    local_windows = rank + world * torch.arange(n_local)
+    global_index = (local_windows[:, None] * seq + torch.arange(seq)).reshape(-1)
     if not max_tokens or max_tokens >= total:
-        got = {n: [] for n in names}
-        feed_linear_inputs(block, names, hidden, kwargs, lambda n, x: got[n].append(x.float()))
-        return {n: torch.cat(v) for n, v in got.items()}
-    # a seeded sample of the tokens, kept batch by batch so the whole set never sits in memory at once
-    pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:max_tokens]
+        if dp is None:
+            got = {n: [] for n in names}
+            feed_linear_inputs(block, names, hidden, kwargs, lambda n, x: got[n].append(x.float()))
+            return {n: torch.cat(v) for n, v in got.items()}
+        slot, size = global_index, total
+    else:     # a seeded sample of the tokens, kept batch by batch so the whole set never sits in memory at once
+        pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:max_tokens]
+        inv = torch.full((total,), -1, dtype=torch.long); inv[pick] = torch.arange(len(pick))
+        slot, size = inv[global_index], len(pick)
     out, seen = {}, {n: 0 for n in names}
     def keep(n, x):
         lo = seen[n]; seen[n] += x.shape[0]
-        sel = (pick >= lo) & (pick < lo + x.shape[0])
-        if n not in out: out[n] = torch.empty(max_tokens, x.shape[1], device=x.device)
-        out[n][sel.to(x.device)] = x[(pick[sel] - lo).to(x.device)].float()
+        s = slot[lo:lo + x.shape[0]]; sel = s >= 0
+        if n not in out: out[n] = torch.zeros(size, x.shape[1], device=x.device)
+        out[n][s[sel].to(x.device)] = x[sel.to(x.device)].float()
     feed_linear_inputs(block, names, hidden, kwargs, keep)
+    if dp is not None:
+        for n in names: reduce_across_ranks(out[n])
     return out
 
 # %% ../nbs/07_blockwise.ipynb #5e1a2b3e
@@ -322,13 +339,15 @@ def gptq_block_update(device: torch.device, kernel: str = 'auto'):
 @torch.no_grad()
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
                          order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
-                         kernel: str = 'auto') -> tuple:
+                         kernel: str = 'auto', mse: float = 0.0) -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
     stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
-    Rows are independent: linears that read one input can go through as one weight (their rows stacked)."""
+    Rows are independent: linears that read one input can go through as one weight (their rows stacked).
+    `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max."""
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
     update = gptq_block_update(W.device, kernel)
+    params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
     W, H = W.clone().float(), H.to(W.device).clone().float()
     rows, cols = W.shape
     dead = torch.diag(H) == 0
@@ -343,12 +362,12 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     Q, losses, scales, zeros = torch.zeros_like(W), torch.zeros_like(W), [], []
     if per_tensor:
-        s, z = minmax_params(W.reshape(1, -1), spec.bits, spec.sym); scales, zeros = [s.expand(rows)], [z.expand(rows)]
+        s, z = params(W.reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
         if not per_tensor:      # as the reference: each group's grid from W as it is when the block starts
             for g0 in range(-(-i1 // gs) * gs, i2, gs):
-                s, z = minmax_params(W[:, g0:g0 + gs], spec.bits, spec.sym); scales.append(s); zeros.append(z)
+                s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
         g_lo = 0 if per_tensor else i1 // gs
         col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
         g_hi = col_group[-1] + g_lo + 1
@@ -402,6 +421,7 @@ class GPTQ(Algorithm):
         kernel: str = 'auto'           # the column loop: torch, or triton on CUDA (auto: triton where it can run)
         stack_shared_input: bool = True    # linears reading one input (q/k/v, gate/up) as one stacked weight
         hessian_per_window: bool = True    # xᵀx per calibration window, as GPTQModel sums it
+        mse: float = 0.0                   # > 0: search each group's grid for the least error to this power (GPTQModel's mse)
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
@@ -411,7 +431,7 @@ class GPTQ(Algorithm):
             for names in ([group.names] if c.stack_shared_input else [[n] for n in group.names]):
                 ws = [lins[n].weight for n in names]
                 Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
-                                                     return_grid=True, kernel=c.kernel)
+                                                     return_grid=True, kernel=c.kernel, mse=c.mse)
                 losses['+'.join(names)] = loss
                 r0 = 0
                 for n, w in zip(names, ws):
@@ -491,6 +511,7 @@ class TransformThenRound(Algorithm):
 @register('awq')
 class AWQ(TransformThenRound):
     "AWQ (Lin et al. 2023) in the block-wise engine: scale search, clipping, then rounding on the shared grid."
+    data_parallel = True      # its searches read only the sampled inputs, which every rank gathers alike
     @dataclass
     class Config:
         weight: QuantSpec = field(default_factory=QuantSpec)

@@ -12,8 +12,8 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULARITIES
 
 # %% auto #0
-__all__ = ['minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'transformer_blocks', 'block_linears',
-           'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
+__all__ = ['minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params', 'transformer_blocks',
+           'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_params(x: torch.Tensor, bits: int, sym: bool) -> tuple:
@@ -57,6 +57,26 @@ def quantize_tensor(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     else:
         out = round_with_grid(x2, spec)[0]
     return out.reshape(shape).to(x.dtype)
+
+# %% ../nbs/06_quantizers.ipynb #2b1acb77
+def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: int = 100, maxshrink: float = 0.8) -> tuple:
+    "Scale and zero point per row of `x`: the min-max range shrunk to the factor whose rounding error `‖x - q(x)‖_norm` is least."
+    maxq = 2 ** bits - 1
+    scale, zero = minmax_params(x, bits, sym)
+    zeros = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    xmin, xmax = torch.minimum(x.amin(1), zeros), torch.maximum(x.amax(1), zeros)
+    if sym: xmax = torch.maximum(xmin.abs(), xmax); xmin = torch.where(xmin < 0, -xmax, xmin)
+    empty = (xmax == 0) if sym else (xmin == 0) & (xmax == 0)
+    xmin, xmax = torch.where(empty, xmin - 1, xmin), torch.where(empty, xmax + 1, xmax)
+    best = torch.full_like(scale, float('inf'))
+    for i in range(int(maxshrink * grid)):
+        p = 1 - i / grid
+        s1 = (p * xmax - p * xmin) / maxq
+        z1 = zero if sym else torch.round(-p * xmin / s1)
+        err = (fake_quantize(x, s1[:, None], z1[:, None], maxq) - x).abs_().pow_(norm).sum(1)
+        better = err < best
+        best, scale, zero = torch.where(better, err, best), torch.where(better, s1, scale), torch.where(better, z1, zero)
+    return scale, zero
 
 # %% ../nbs/06_quantizers.ipynb #0e7afbbe
 _BLOCK_PATHS = ('model.layers', 'transformer.h', 'model.decoder.layers', 'gpt_neox.layers', 'transformer.blocks')

@@ -8,9 +8,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 ALGOS = {'gptq': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32)),
-         'smoothquant': {}, 'awq': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32))}
+         'smoothquant': {}, 'awq': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32)),
+         # AWQ on a seeded sample of the tokens (100 of 384): each rank fills the sampled rows of its own windows
+         'awq_sampled': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=32), search_tokens=100, clip_tokens=50)}
 
-def _worker(rank, world, init, out, algo, arch):
+def _worker(rank, world, init, out, algo, arch, reduces=True):
     from quantized_llms.core import QuantSpec
     from quantized_llms.blockwise import get_algorithm, quantize_model
     from quantized_llms.models import tiny_model
@@ -19,7 +21,8 @@ def _worker(rank, world, init, out, algo, arch):
         model = tiny_model(arch, vocab_size=512, seed=0)
         calib = torch.randint(0, 512, (8, 48), generator=torch.Generator().manual_seed(0))
         kw = {k: QuantSpec(**v) if isinstance(v, dict) else v for k, v in ALGOS[algo].items()}
-        alg = get_algorithm(algo, **kw)
+        alg = get_algorithm(algo.removesuffix('_sampled'), **kw)
+        if not reduces: alg.data_parallel = False       # as an algorithm whose statistics are not reduced over ranks
         try: quantize_model(model, calib, alg, batch_size=2, progress=False)
         except Exception as e:
             torch.save({'error': str(e)}, f'{out}.{rank}'); return
@@ -27,9 +30,9 @@ def _worker(rank, world, init, out, algo, arch):
         torch.save({'state': model.state_dict(), 'grids': {names[l]: g for l, g in alg.grids.items()}}, f'{out}.{rank}')
     finally: dist.destroy_process_group()
 
-def _run(tmp_path, world, algo, arch):
-    out = tmp_path/f'{algo}-{arch}-{world}'
-    mp.spawn(_worker, args=(world, tmp_path/f'init-{algo}-{arch}-{world}', out, algo, arch), nprocs=world, join=True)
+def _run(tmp_path, world, algo, arch, reduces=True):
+    out = tmp_path/f'{algo}-{arch}-{world}-{reduces}'
+    mp.spawn(_worker, args=(world, tmp_path/f'init-{algo}-{arch}-{world}-{reduces}', out, algo, arch, reduces), nprocs=world, join=True)
     return [torch.load(f'{out}.{r}', weights_only=False) for r in range(world)]
 
 def _same(a, b):
@@ -39,14 +42,15 @@ def _same(a, b):
     for n in a['grids']:
         for k in a['grids'][n]: assert torch.equal(a['grids'][n][k], b['grids'][n][k]), (n, k)
 
-@pytest.mark.parametrize('algo,arch', [('gptq', 'llama'), ('gptq', 'gpt_bigcode'), ('smoothquant', 'llama')])
+@pytest.mark.parametrize('algo,arch', [('gptq', 'llama'), ('gptq', 'gpt_bigcode'), ('smoothquant', 'llama'), ('awq', 'llama'),
+                                       ('awq_sampled', 'llama')])
 def test_one_and_two_ranks_give_the_same_model(tmp_path, algo, arch):
     one, two = _run(tmp_path, 1, algo, arch), _run(tmp_path, 2, algo, arch)
     _same(two[0], two[1])        # every rank holds the same model
     _same(one[0], two[0])
 
 def test_algorithms_without_reduction_are_refused(tmp_path):
-    got = _run(tmp_path, 2, 'awq', 'llama')
+    got = _run(tmp_path, 2, 'awq', 'llama', reduces=False)
     assert all('awq does not calibrate data-parallel' in r['error'] for r in got)
 
 def _torchrun(n, cfg_path, results, extra=()):
@@ -78,6 +82,6 @@ def test_quantized_llms_run_under_torchrun(tmp_path):
     (r1, w1), (r2, w2), (r3, w3) = out[1], out[2], out[3]
     assert w1.keys() == w2.keys() == w3.keys() and all(torch.equal(w1[k], w2[k]) and torch.equal(w2[k], w3[k]) for k in w2)   # 1, 2, 3 ranks: the same bytes
     assert r1["positions"]["fake_quant"] == r2["positions"]["fake_quant"] == r3["positions"]["fake_quant"]
-    (tmp_path/'bad.yaml').write_text(yaml.safe_dump({**cfg, 'quant': {'method': 'awq', 'weight': {'group_size': 32}}}))
+    (tmp_path/'bad.yaml').write_text(yaml.safe_dump({**cfg, 'quant': {'method': 'gptqmodel', 'weight': {'group_size': 32}}}))
     r = _torchrun(2, tmp_path/'bad.yaml', tmp_path/'res-bad')
     assert r.returncode != 0 and 'does not calibrate data-parallel (2 ranks)' in r.stderr
