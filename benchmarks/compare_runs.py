@@ -52,6 +52,11 @@ def main():
     args = ap.parse_args()
     from quantized_llms.core import markdown_table, atomic_write_text
     a, b = Path(args.a), Path(args.b)
+    for name in ('baseline', 'quantize', 'gguf'):
+        ra, rb = load(a, name), load(b, name)
+        if ra and rb and any(ra['config'][k] != rb['config'][k] for k in ('eval', 'calib')):
+            raise SystemExit(f"error: the two {name} records were scored on other windows or calibrated on other data "
+                             f"(config eval/calib differ): their numbers do not compare")
     first = next(load(d, s) for s in ('baseline', 'quantize', 'gguf') for d in (a,) if load(d, s))
     second = next(load(d, s) for s in ('baseline', 'quantize', 'gguf') for d in (b,) if load(d, s))
     md = (f"# {a} (A) and {b} (B)\n\nA: {where(first)}. B: {where(second)}. Same windows and calibration in both; "

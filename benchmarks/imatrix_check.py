@@ -69,8 +69,9 @@ def main():
     tools = build_tools()
     work = Path(tempfile.mkdtemp(prefix='imatrix_check-'))
     calib_txt, eval_txt = work/'calib.txt', work/'eval.txt'
-    calib_txt.write_text(load_text(cfg.calib.path or cfg.calib.name, 'train'))
-    eval_txt.write_text(load_text(cfg.eval.path or cfg.eval.name, cfg.eval.split))
+    c, e = cfg.calib, cfg.eval
+    calib_txt.write_text(load_text(c.name, 'train', c.path, c.text_field if c.path else None))
+    eval_txt.write_text(load_text(e.name, e.split, e.path, e.text_field if e.path else None))
     f16, t0 = b['files']['F16'], time.perf_counter()
     run([tools/'llama-imatrix', '-m', f16, '-f', calib_txt, '-c', cfg.calib.seq_len, '--chunks', cfg.calib.n_samples,
          '-o', work/'llama.imatrix.gguf', '-t', os.cpu_count() or 2, '--no-ppl'])
@@ -97,7 +98,8 @@ def main():
     m = matrices
     md = (f"# Importance matrix: ours against llama.cpp's tools\n\n"
           f"Our matrix (from the transformers model, {b['imatrix']['seconds']:.0f} s) and `llama-imatrix`'s (from the F16 GGUF, "
-          f"{imatrix_s:.0f} s), each over {cfg.calib.n_samples} chunks of {cfg.calib.seq_len} tokens of {cfg.calib.path or cfg.calib.name}: "
+          f"{imatrix_s:.0f} s), each over {cfg.calib.n_samples} x {cfg.calib.seq_len} tokens of {cfg.calib.path or cfg.calib.name} "
+          f"(ours the stage's seeded random windows, llama-imatrix the text's first chunks: the same text, not the same tokens): "
           f"{m['common']} tensors in common (ours {m['tensors_ours']}, theirs {m['tensors_theirs']}); cosine similarity of the "
           f"column means {m['cosine_mean']:.5f} on average, {m['cosine_min']:.5f} at worst ({m['worst']}); relative L2 "
           f"difference {m['rel_l2_mean']:.4f} on average, {m['rel_l2_max']:.4f} at most.\n\n"

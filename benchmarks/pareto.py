@@ -5,7 +5,7 @@ Each argument is a results folder of one run (its `quantize.json` and/or `gguf.j
 a packed GPTQ checkpoint with its unquantized tensors (embeddings, norms, the output head) counted at 16 bits, since
 a checkpoint saved from a float32 model on a CPU holds them in float32 (`file_MiB` is the file as written).
 
-    python benchmarks/pareto.py results/SmolLM2-135M-Instruct/imatrix/* results/SmolLM2-135M-Instruct/methods/* --out results/SmolLM2-135M-Instruct
+    python benchmarks/pareto.py results/SmolLM2-135M-Instruct/imatrix/* results/SmolLM2-135M-Instruct/gptq-options/runs/*/results/gptq-options --out results/SmolLM2-135M-Instruct
 """
 import argparse, json, struct, sys
 from pathlib import Path
@@ -36,7 +36,8 @@ def rows_of(run: Path) -> list:
         out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else ''),
                         run=run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
                         size_bytes=size, file_bytes=(r['outputs'].get('real') or {}).get('bytes'),
-                        eval=(r['eval']['dataset'], r['eval']['split'], r['eval']['windows'], r['eval']['seq_len']),
+                        eval=(r['eval']['dataset'], r['eval']['split'], r['eval']['windows'], r['eval']['seq_len'],
+                              r['config']['model']['dtype']),
                         calib_s=r['run']['seconds']))
     g = run/'gguf.json'
     if g.is_file():
@@ -46,7 +47,7 @@ def rows_of(run: Path) -> list:
             if k in ('reference', 'F16'): continue
             out.append(dict(model=f'GGUF {k}{tag}', run=run.name, position='gguf', ppl=p['ppl'], kld=p['kld_mean'],
                             top1=p['top1_agreement'], size_bytes=r['bytes'][k], file_bytes=r['bytes'][k],
-                            eval=(r['eval_dataset'], 'test', r['windows'], r['seq_len']),
+                            eval=(r['eval_dataset'], r['config']['eval']['split'], r['windows'], r['seq_len'], r['config']['model']['dtype']),
                             calib_s=(r.get('imatrix') or {}).get('seconds', 0.0)))
     return out
 
@@ -83,7 +84,7 @@ def main():
         fr = [r for r in sized if id(r) in front]
         ax.plot([r['size_bytes'] / 2**20 for r in fr], [r[key] for r in fr], color='tab:red', lw=1, label='frontier')
         ax.set_xlabel('size (MiB; unquantized tensors at 16 bits)'); ax.set_ylabel(label); ax.legend(); ax.grid(alpha=.3)
-    ds, split, n, sl = next(iter(evals))
+    ds, split, n, sl, _ = next(iter(evals))
     fig.suptitle(f'{n} windows of {sl} tokens of {ds} ({split})'); fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True); tmp = out/'.pareto.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
     tmp.replace(out/'pareto.png')

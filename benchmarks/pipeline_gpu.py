@@ -92,9 +92,10 @@ def main():
     stages = {s: dict(seconds=round(e['seconds'], 1), peak_RSS_GiB=gib(e['peak_rss_bytes']),
                       peak_GPU_GiB=gib(e.get('peak_cuda_bytes'))) for s, e in table.items()}
     records = {s: json.loads((res/f'{s}.json').read_text()) for s in table if (res/f'{s}.json').is_file()}
+    applied = next((r['config'] for r in records.values() if 'config' in r), None)   # after the profile and --set
     out = Path(args.out)
     rec = dict(built=built, profile=args.profile, gpu_memory_cap_gib=cap, exit_code=rc, total_seconds=round(total, 1),
-               stages=stages, config=yaml.safe_load(cfg.read_text()),
+               stages=stages, config=applied or yaml.safe_load(cfg.read_text()),
                outputs={'quantize': records.get('quantize', {}).get('outputs'),
                         'gguf': records.get('gguf', {}).get('bytes')},
                meta=run_metadata('python benchmarks/pipeline_gpu.py ' + ' '.join(sys.argv[1:])))
@@ -106,7 +107,7 @@ def main():
           + (f" (GPU memory capped at {cap:g} GiB for the whole run)" if cap else '') + f". Exit code {rc}; "
           f"{total:.0f} s in all, after {built['build_seconds']:.0f} s building the checkpoint.\n\n"
           + markdown_table(rows) +
-          ("\n" + (f"Every stage ran under the {cap:g} GiB cap: the run fits a GPU of that size.\n" if fits else
+          ("\n" + (f"Every stage ran with PyTorch's allocations capped at {cap:g} GiB.\n" if fits else
                    f"Not every stage finished under the {cap:g} GiB cap.\n") if cap else '') +
           "\nPeak GPU is PyTorch's peak allocation in the stage; llama.cpp runs on the CPU. Perplexities and scores are "
           "those of random weights and are not reported.\n"

@@ -207,14 +207,14 @@ def feed_linear_inputs(block, names: list, hidden: list, kwargs: list, fn, stop:
 
 def collect_inputs(block, names: list, hidden: list, kwargs: list, max_tokens: Optional[int] = None) -> dict:
     """Inputs of the linears `names` over all calibration batches, as (tokens x features) float32 tensors: every token,
-    or a seeded sample of `max_tokens`, in the order of the calibration windows. Data-parallel, each rank fills the
+    or a seeded sample of `max_tokens` (in the sample's own seeded order). Data-parallel, each rank fills the
     rows of its own windows (`rank::world`) and the ranks' tensors are summed, so every rank gets the rows one process
     would (each row comes from exactly one rank: a sum with zeros is exact)."""
     dp = data_parallel()
     seq = hidden[0].shape[1]
     n_local = sum(h.shape[0] for h in hidden)
     rank, world = dp or (0, 1)
-    n_windows = int(reduce_across_ranks(torch.tensor([n_local], dtype=torch.long)).item()) if dp else n_local
+    n_windows = int(reduce_across_ranks(torch.tensor([n_local], dtype=torch.long, device=hidden[0].device)).item()) if dp else n_local
     total = n_windows * seq
     # the global index of each local token: local window j is window rank + j * world of the calibration set
     local_windows = rank + world * torch.arange(n_local)

@@ -106,7 +106,7 @@ class ModelConfig:
     device: str = 'auto'             # auto | cpu | cuda | cuda:N
     revision: Optional[str] = None
     trust_remote_code: bool = False  # off unless asked: remote code runs on your machine
-    gpu_memory_gib: Optional[float] = None   # cap this process's GPU memory (15 for a T4): a larger GPU proves the run fits
+    gpu_memory_gib: Optional[float] = None   # cap what PyTorch allocates (14 for a T4): a larger GPU fails where a small one would
     def validate(self, where='model'):
         _check(self.name.strip() != '', f'{where}.name', 'must name a model (alias, Hub id, directory or .gguf file)')
         _one_of(self.dtype, DTYPES, f'{where}.dtype')

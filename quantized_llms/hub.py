@@ -100,9 +100,9 @@ def _gguf_card(record: dict, repo_id: str, versions: dict) -> tuple:
            f"(llama-cpp-python {versions.get('llama_cpp', '')}) to {', '.join(t for t in res if t != 'reference')}.")
     if record.get('imatrix'):
         im = record['imatrix']
-        how += (f" Quantized with an importance matrix (mean squared activation of each input column of every block "
-                f"linear, as `llama-imatrix` computes it) from {im['calib']['n_samples']} x {im['calib']['seq_len']} "
-                f"tokens of {im['calib']['name']}, {im['entries']} tensors.")
+        how += (f" The files made from the original weights were quantized with an importance matrix (mean squared "
+                f"activation of each input column of every block linear, as `llama-imatrix` computes it) from "
+                f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens of {im['calib']['name']}, {im['entries']} tensors.")
     if record.get('transformed_from'):
         tf = record['transformed_from']
         how += (f" Files named `{tf['method'].upper()}-...` were converted from the {tf['method']}-transformed float weights "

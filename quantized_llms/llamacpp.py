@@ -176,6 +176,7 @@ def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, im
 def _fallbacks(log: str) -> list:
     "Tensors whose rows are not a multiple of 256 and were not k-quantized, from llama.cpp's quantize log."
     out = []
+    log = re.sub(r'\n=+ [^\n]*\n', '', log)    # with an importance matrix a note line splits a tensor's line in two
     for m in re.finditer(r'\]\s+(\S+)\s+-\s+\[\s*(\d+),.*?converting to (\S+) \.\.', log):
         name, cols, used = m.group(1), int(m.group(2)), m.group(3)
         if cols % 256 and not used.lower().endswith('_k'): out.append(f"{name} ({cols} per row) -> {used}")

@@ -136,6 +136,8 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
     Under torchrun (several ranks) rank 0 runs the stages; the other ranks take their share of the quantize stage's
     calibration (data-parallel), write nothing and return {}."""
     dp = data_parallel()
+    if limit_gpu_memory(cfg.model.gpu_memory_gib, cfg.model.device) and (dp is None or dp[0] == 0):
+        print(f"GPU memory capped at {cfg.model.gpu_memory_gib:g} GiB (model.gpu_memory_gib)", flush=True)
     if dp is not None and dp[0] != 0:
         check_run(cfg)
         if _QuantizeSignal.receive(): run_quantize(cfg, command)
@@ -146,8 +148,6 @@ def run(cfg: RunConfig, command: Optional[str] = None, resume: bool = True) -> d
 
 def _run_stages(cfg: RunConfig, command: Optional[str], resume: bool, signal: _QuantizeSignal) -> dict:
     for w in check_run(cfg): print(f"warning: {w}", flush=True)
-    if limit_gpu_memory(cfg.model.gpu_memory_gib, cfg.model.device):
-        print(f"GPU memory capped at {cfg.model.gpu_memory_gib:g} GiB (model.gpu_memory_gib)", flush=True)
     records = {}
     with run_lock(cfg) as lay:
         if not resume and lay.source.kind == 'gguf' and {'quantize', 'gguf'} & set(cfg.stages):

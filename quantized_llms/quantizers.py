@@ -73,9 +73,15 @@ def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: i
         p = 1 - i / grid
         s1 = (p * xmax - p * xmin) / maxq
         z1 = zero if sym else torch.round(-p * xmin / s1)
-        err = (fake_quantize(x, s1[:, None], z1[:, None], maxq) - x).abs_().pow_(norm).sum(1)
-        better = err < best
-        best, scale, zero = torch.where(better, err, best), torch.where(better, s1, scale), torch.where(better, z1, zero)
+        candidates = [z1]
+        if maxq == 3 and not sym:       # 2-bit asymmetric: the other integer next to the ideal zero too (as GPTQModel)
+            ideal = -p * xmin / s1
+            lo, hi = torch.floor(ideal).clamp(0, maxq), torch.ceil(ideal).clamp(0, maxq)
+            candidates.append(torch.where(z1 == lo, hi, lo))
+        for z in candidates:
+            err = (fake_quantize(x, s1[:, None], z[:, None], maxq) - x).abs_().pow_(norm).sum(1)
+            better = err < best
+            best, scale, zero = torch.where(better, err, best), torch.where(better, s1, scale), torch.where(better, z, zero)
     return scale, zero
 
 # %% ../nbs/06_quantizers.ipynb #0e7afbbe

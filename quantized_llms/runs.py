@@ -32,6 +32,7 @@ def _pick(d: dict, dotted: str):
 def stage_inputs(cfg: RunConfig, stage: str) -> tuple:
     keys = STAGE_INPUTS.get(stage, ('model', 'calib', 'eval', 'quant'))
     if stage == 'gguf' and cfg.gguf.source == 'transformed': keys += ('calib', 'quant')
+    elif stage == 'gguf' and cfg.gguf.imatrix: keys += ('calib',)      # the importance matrix comes from it
     return keys
 
 def upstream(cfg: RunConfig, stage: str) -> list:
@@ -104,7 +105,10 @@ class RunLayout:
         if rec is None: return None
         if stage == 'benchmark' and any(v.get('error') for v in rec['variants']): return None   # a variant failed: retry
         now = self.cfg.to_dict()
-        if any(_pick(rec.get('config', {}), k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
+        try: then = RunConfig.from_dict(rec.get('config', {})).to_dict()   # settings added since take their defaults
+        except ConfigError: return None
+        for d in (now, then): d['model'].pop('gpu_memory_gib', None)        # a memory cap changes no result
+        if any(_pick(then, k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
         if self.damaged_output(rec): return None
         for up in upstream(self.cfg, stage):
             if self.record(up) is None: continue    # never made: that variant failed, and would fail again
