@@ -34,7 +34,7 @@ def rows_of(run: Path) -> list:
         p = r['positions'][pos]
         sp = r['config']['quant'].get('special') or {}
         out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else ''),
-                        run=run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
+                        run=run.parent.parent.name if run.parent.name == 'results' else run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
                         size_bytes=size, file_bytes=(r['outputs'].get('real') or {}).get('bytes'),
                         eval=(r['eval']['dataset'], r['eval']['split'], r['eval']['windows'], r['eval']['seq_len'],
                               r['config']['model']['dtype']),
@@ -70,8 +70,8 @@ def main():
     sized = sorted((r for r in rows if r['size_bytes']), key=lambda r: r['size_bytes'])
     on_kld = {id(sized[i]) for i in frontier(sized, 'kld')}
     on_ppl = {id(sized[i]) for i in frontier(sized, 'ppl')}
-    table = [dict(model=r['model'], size_MiB=round(r['size_bytes'] / 2**20, 1), perplexity=round(r['ppl'], 4),
-                  KLD=round(r['kld'], 5), top1=f"{100 * r['top1']:.2f}%", calib_s=round(r['calib_s'] or 0, 1),
+    table = [dict(model=r['model'], size_MiB=f"{r['size_bytes'] / 2**20:.1f}", perplexity=f"{r['ppl']:.4f}",
+                  KLD=f"{r['kld']:.4f}", top1=f"{100 * r['top1']:.2f}%", calib_s=f"{r['calib_s'] or 0:.0f}",
                   frontier=('KLD' if id(r) in on_kld else '') + (' PPL' if id(r) in on_ppl else ''), run=r['run']) for r in sized]
     out = Path(args.out)
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
@@ -83,7 +83,7 @@ def main():
             ax.annotate(r['model'], (r['size_bytes'] / 2**20, r[key]), textcoords='offset points', xytext=(4, 3), fontsize=7)
         fr = [r for r in sized if id(r) in front]
         ax.plot([r['size_bytes'] / 2**20 for r in fr], [r[key] for r in fr], color='tab:red', lw=1, label='frontier')
-        ax.set_xlabel('size (MiB; unquantized tensors at 16 bits)'); ax.set_ylabel(label); ax.legend(); ax.grid(alpha=.3)
+        ax.set_xlabel('size (MiB): GGUF as written, GPTQ with unquantized tensors at 16 bits'); ax.set_ylabel(label); ax.legend(); ax.grid(alpha=.3)
     ds, split, n, sl, _ = next(iter(evals))
     fig.suptitle(f'{n} windows of {sl} tokens of {ds} ({split})'); fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True); tmp = out/'.pareto.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
@@ -92,7 +92,8 @@ def main():
     atomic_write_json(out/'pareto.json', dict(rows=rows, meta=meta))
     md = (f"# Quality per byte\n\nEvery row on the same {n} windows of {sl} tokens of {ds} ({split}); KLD and top-1 against "
           f"the original float model. Size: a GGUF file as written; a packed GPTQ checkpoint with its unquantized tensors "
-          f"at 16 bits. `frontier`: no other row is both smaller and better on that measure.\n\n" + markdown_table(table)
+          f"at 16 bits. A GGUF file's size includes the types llama.cpp fell back to where rows are not a multiple of 256 "
+          f"(its gguf.md lists them). `frontier`: no other row is both smaller and better on that measure.\n\n" + markdown_table(table)
           + f"\n![quality against size](pareto.png)\n\nProduced by `{meta['command']}`, {meta['time_utc']}.\n")
     atomic_write_text(out/'pareto.md', md)
     print(md)

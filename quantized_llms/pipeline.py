@@ -487,6 +487,9 @@ def write_algorithm_table(records: dict, out_dir, command: Optional[str] = None)
                                size_MiB=out['bytes'] / 2**20 if out.get('bytes') else None, calib_s=rec['run']['seconds'],
                                peak_rss_GiB=round(rec['run']['peak_rss_bytes'] / 2**30, 2), run=rid))
     head = [detail[0]] + [d for d in detail[1:] if d['position'] == _headline(records[d['run']])]
+    names = [f"{d['method']} ({d['scheme']})" for d in head[1:]]
+    # runs of one method and scheme differ in other settings: name the run too
+    title = {d['run']: f"{n} [{d['run']}]" if names.count(n) > 1 else n for d, n in zip(head[1:], names)}
     label = first['label']
     ev, c = first['eval'], first['config']['calib']
     fmt = lambda d: {**d, 'perplexity': f"{d['perplexity']:.4f}", 'kld_mean': f"{d['kld_mean']:.5f}",
@@ -496,15 +499,14 @@ def write_algorithm_table(records: dict, out_dir, command: Optional[str] = None)
           f"{c['seq_len']} tokens of {first['calib_dataset']} (seed {c['seed']}). KLD and top-1 are against the original's "
           f"next-token distribution on the same tokens. Each method's row is its packed checkpoint read back through "
           f"GPTQModel's kernel (`real`) where it has one, else its fake-quant weights.\n\n"
-          + markdown_table([{'PPL': f"{d['method']} ({d['scheme']})" if d['run'] else f"original ({d['scheme']})",
+          + markdown_table([{'PPL': title[d['run']] if d['run'] else f"original ({d['scheme']})",
                              label: round(d['perplexity'], 2)} for d in head], floatfmt='.2f')
           + "\n## Details (llmc eval positions)\n\n" + markdown_table([fmt(d) for d in detail])
           + "\n![perplexity by method](algorithms.png)\n")
     out_dir = Path(out_dir)
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(head) + 1.5))
-    names = [f"{d['method']} ({d['scheme']})" for d in head[1:]]
-    ax.barh(names[::-1], [d['perplexity'] for d in head[1:]][::-1], color='tab:blue')
+    ax.barh([title[d['run']] for d in head[1:]][::-1], [d['perplexity'] for d in head[1:]][::-1], color='tab:blue')
     ax.axvline(fp['ppl'], color='k', ls='--', lw=1, label='original'); ax.set_xlabel('perplexity (lower is better)')
     ax.set_title(f'{label}: methods on the same windows'); ax.legend(); fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True); tmp = out_dir/'.algorithms.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
