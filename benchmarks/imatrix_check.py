@@ -85,7 +85,7 @@ def main():
         for k, path in rec['files'].items():
             if k == 'F16': continue
             s = kld_stats(run([tools/'llama-perplexity', '-m', path, '--kl-divergence-base', base, '--kl-divergence',
-                               '-t', os.cpu_count() or 2]))
+                               '-c', cfg.eval.seq_len, '-t', os.cpu_count() or 2]))
             ours = rec['results'][k]
             rows.append(dict(type=k, imatrix=label, llama_KLD=round(s['kld_mean'], 4), llama_PPL_ratio=round(s['ppl_ratio'], 4),
                              llama_same_top=f"{100 * s['same_top']:.1f}%", our_KLD=round(ours['kld_mean'], 4),
