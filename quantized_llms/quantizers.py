@@ -12,20 +12,24 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULARITIES
 
 # %% auto #0
-__all__ = ['minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params', 'transformer_blocks',
-           'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
+__all__ = ['minmax_range', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params',
+           'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
-def minmax_params(x: torch.Tensor, bits: int, sym: bool) -> tuple:
-    "Scale and zero point per row of `x` (rows x values), on the GPTQ reference code's min-max grid."
-    maxq = 2 ** bits - 1
+def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
+    "(xmin, xmax) per row of `x` that the min-max grid spans: always holding 0, mirrored when `sym`, never empty."
     zeros = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
     xmin, xmax = torch.minimum(x.amin(1), zeros), torch.maximum(x.amax(1), zeros)  # the grid always holds 0
     if sym:
         xmax = torch.maximum(xmin.abs(), xmax)
         xmin = torch.where(xmin < 0, -xmax, xmin)
     empty = (xmax == 0) if sym else (xmin == 0) & (xmax == 0)
-    xmin, xmax = torch.where(empty, xmin - 1, xmin), torch.where(empty, xmax + 1, xmax)
+    return torch.where(empty, xmin - 1, xmin), torch.where(empty, xmax + 1, xmax)
+
+def minmax_params(x: torch.Tensor, bits: int, sym: bool) -> tuple:
+    "Scale and zero point per row of `x` (rows x values), on the GPTQ reference code's min-max grid."
+    maxq = 2 ** bits - 1
+    xmin, xmax = minmax_range(x, sym)
     scale = (xmax - xmin) / maxq
     zero = torch.full_like(scale, (maxq + 1) / 2) if sym else torch.round(-xmin / scale)
     return scale, zero
@@ -63,11 +67,7 @@ def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: i
     "Scale and zero point per row of `x`: the min-max range shrunk to the factor whose rounding error `‖x - q(x)‖_norm` is least."
     maxq = 2 ** bits - 1
     scale, zero = minmax_params(x, bits, sym)
-    zeros = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-    xmin, xmax = torch.minimum(x.amin(1), zeros), torch.maximum(x.amax(1), zeros)
-    if sym: xmax = torch.maximum(xmin.abs(), xmax); xmin = torch.where(xmin < 0, -xmax, xmin)
-    empty = (xmax == 0) if sym else (xmin == 0) & (xmax == 0)
-    xmin, xmax = torch.where(empty, xmin - 1, xmin), torch.where(empty, xmax + 1, xmax)
+    xmin, xmax = minmax_range(x, sym)
     best = torch.full_like(scale, float('inf'))
     for i in range(int(maxshrink * grid)):
         p = 1 - i / grid
