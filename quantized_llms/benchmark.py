@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_benchmark.ipynb #bea5f248
 from __future__ import annotations
-import contextlib, json, math, os, tempfile, time, warnings
+import contextlib, json, math, os, shutil, tempfile, time, warnings
 from pathlib import Path
 from typing import Optional
 import numpy as np
@@ -13,17 +13,17 @@ from tqdm.auto import tqdm
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from .core import (RunConfig, BenchConfig, ConfigError, ModelLoadError, Measure, dir_size_bytes,
-                                 markdown_table, package_versions, read_result, write_result)
+                                 atomic_write_json, markdown_table, package_versions, read_result, write_result)
 from .core import resolve_device
 from .models import load_tokenizer
-from .gptq_format import is_gptq_checkpoint
+from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
 from .runs import RunLayout, Variant, Original, Quantized, GGUF
 from .tasks import SEED_DISPLAY, check_tasks, local_task_dir, task_manager
 
 # %% auto #0
 __all__ = ['LlamaCppLM', 'hf_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'evaluate_variant',
-           'seed_table', 'stage_perplexity', 'plot_benchmark', 'run_benchmark', 'benchmark_markdown']
+           'seed_table', 'stage_perplexity', 'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
 
 # %% ../nbs/03_benchmark.ipynb #e81b5ce2
 @register_model('llama-cpp-inprocess')
@@ -262,17 +262,31 @@ def plot_benchmark(record: dict, path) -> Path:
     return path
 
 # %% ../nbs/03_benchmark.ipynb #12bd0dd3
+def variant_key(v: Variant, cfg: RunConfig, path) -> dict:
+    "What a variant's lm-eval scores depend on: its weight files, the bench settings, device, dtype and lm-eval's version."
+    key = dict(variant=v.kind, label=v.label, digest=weights_digest(path), bench=cfg.to_dict()['bench'],
+               device=str(resolve_device(cfg.model.device)), dtype=cfg.model.dtype, lm_eval=package_versions().get('lm_eval'))
+    return json.loads(json.dumps(key))      # as it reads back from disk
+
+def _read_saved(p: Path) -> Optional[dict]:
+    try: return json.loads(p.read_text())
+    except (OSError, ValueError): return None
+
 def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
     "The benchmark stage: lm-eval on every configured variant; writes benchmark.{json,md,png} under results/<name>."
     b, lay = cfg.bench, RunLayout(cfg)
     tasks = check_benchmark(cfg)
     yaml_dir = Path(tempfile.mkdtemp(prefix='qllm-tasks-'))
     local = local_task_dir(tasks, yaml_dir, b.data_dir, b.shipped_samples)
-    variants = []
+    variants, partial = [], lay.outputs/'.benchmark-partial'
     for v in tqdm(lay.variants(), desc='benchmark variants'):
         entry = dict(variant=v.kind, label=v.label, perplexity=stage_perplexity(v), **({'key': v.key} if isinstance(v, GGUF) else {}))
         try:
             path = v.path()
+            saved, key = partial/f"{v.kind}{'-' + v.key if isinstance(v, GGUF) else ''}.json", variant_key(v, cfg, path)
+            if (old := _read_saved(saved)) and old.get('key') == key:
+                variants.append(dict(old['entry'], perplexity=entry['perplexity']))
+                tqdm.write(f'{v.label}: scored by an earlier run on the same files and settings, kept'); continue
             with Measure() as load: lm, speed_model, notes = open_variant(v, cfg)
             speed = speed_model.speed() if isinstance(v, GGUF) else hf_speed(speed_model)
             if isinstance(v, Quantized) and is_gptq_checkpoint(path) and quantized_loader(b, resolve_device(cfg.model.device)) == 'dequantized':
@@ -286,6 +300,8 @@ def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
                          peak_rss_bytes=max(load.peak_rss_bytes, ev.peak_rss_bytes),
                          peak_cuda_bytes=ev.peak_cuda_bytes, eval_seconds=round(ev.seconds, 1), **speed))
             del lm, speed_model
+            atomic_write_json(saved, dict(key=key, entry=entry))
+            tqdm.write(f'{v.label}: loaded in {load.seconds:.0f} s, lm-eval took {ev.seconds:.0f} s')
         except Exception as e:
             entry['error'] = f'{type(e).__name__}: {e}'
             warnings.warn(f'benchmark of {v.kind} failed: {entry["error"]}')
@@ -297,6 +313,7 @@ def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
     md = benchmark_markdown(record)
     if any(v.get('efficiency') for v in variants): plot_benchmark(record, lay.results/'benchmark.png')
     write_result(lay.results, 'benchmark', record, md, command)
+    if not any(v.get('error') for v in variants): shutil.rmtree(partial, ignore_errors=True)
     return record
 
 def benchmark_markdown(record: dict) -> str:
