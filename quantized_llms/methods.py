@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_methods.ipynb #2a6b0005
 from __future__ import annotations
-import copy, difflib, os, shutil, tempfile
+import contextlib, copy, difflib, os, shutil, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Optional
@@ -217,6 +217,16 @@ class SmoothQuant(EngineMethod):
 # %% ../nbs/07a_methods.ipynb #2a6b0014
 GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)
 
+def _release_gptqmodel(wrapper=None):
+    """Let what GPTQModel quantized be freed (on a GPU, models that no later stage could use memory for). Two references
+    outlive its `quantize`: the one `StopForward` instance it raises to cut forwards short keeps the traceback of its last
+    raise, whose frames hold the float model; and its worker threads keep their last task, which reaches `wrapper`, until
+    they get another. Drop the traceback, and detach the transformers model from the wrapper."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from gptqmodel.nn_modules import hooked_linear
+        hooked_linear.STOP_FORWARD_EXCEPTION.__traceback__ = None
+    if wrapper is not None: getattr(wrapper, '_modules', {}).pop('model', None)
+
 @register_method
 class GPTQModelMethod(Method):
     name, title, repo_suffix, needs_hessian = 'gptqmodel', 'GPTQ (GPTQModel)', 'GPTQ', True
@@ -273,8 +283,9 @@ class GPTQModelMethod(Method):
                                            dtype=next(job.model.parameters()).dtype)
                     model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
                     model.save(str(tmp))
-                del model
+                _release_gptqmodel(model); del model
             fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
         finally:
             if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
+            _release_gptqmodel()
         return QuantizeResult(fake, None, out if job.real_dir else None, round(m.seconds, 1), m.peak_rss_bytes, m.peak_cuda_bytes)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_pipeline.ipynb #467c6c7e
 from __future__ import annotations
-import argparse, contextlib, fcntl, itertools, json, os, sys, time
+import argparse, contextlib, fcntl, gc, itertools, json, os, sys, time
 from pathlib import Path
 from typing import Optional
 import torch
@@ -160,6 +160,8 @@ def _run_stages(cfg: RunConfig, command: Optional[str], resume: bool, signal: _Q
                 records[stage] = {**done, 'skipped': True}; continue
             print(f"[{i}/{len(cfg.stages)}] {stage}: running", flush=True)
             with Measure() as m: records[stage] = STAGE_RUNNERS[stage](cfg, command)
+            gc.collect()        # the stage's models, where a reference cycle holds them, before the next stage loads its own
+            if torch.cuda.is_available(): torch.cuda.empty_cache()
             record_resources(lay.results, stage, m, command)
             print(f"[{i}/{len(cfg.stages)}] {stage}: done in {m.seconds:.0f} s, peak memory {m.peak_rss_bytes / 2**30:.2f} GiB RSS"
                   + (f", {m.peak_cuda_bytes / 2**30:.2f} GiB on the GPU" if m.peak_cuda_bytes else ''), flush=True)
