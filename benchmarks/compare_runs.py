@@ -1,5 +1,6 @@
 """Two runs of the same configuration side by side (e.g. the main job on the CPU and on a GPU): perplexity, KLD and
-top-1 per stage and variant, whether the model files are the same bytes, and each stage's time and peak memory.
+top-1 per stage and variant, whether the model files are the same bytes, the lm-eval scores of each benchmark variant,
+and each stage's time and peak memory.
 
     python benchmarks/compare_runs.py results/SmolLM2-135M-Instruct results/SmolLM2-135M-Instruct/gpu --out results/SmolLM2-135M-Instruct/gpu/compare.md
 """
@@ -39,6 +40,28 @@ def rows(a: Path, b: Path) -> list:
                 add('gguf', f'GGUF {k}', r, gb['results'][k], ga['outputs'][k]['digest'] == gb['outputs'][k]['digest'])
     return out
 
+def bench_rows(a: Path, b: Path) -> list:
+    "Each top-level lm-eval score of every variant both benchmarks ran, with its standard error in each."
+    ra, rb = load(a, 'benchmark'), load(b, 'benchmark')
+    if not (ra and rb): return []
+    if ra['bench'] != rb['bench']:
+        raise SystemExit("error: the two benchmark records ran other tasks, limits or generation settings (config bench "
+                         "differs): their scores do not compare")
+    by_b = {v['variant'] + v.get('key', ''): v for v in rb['variants']}
+    out = []
+    for va in ra['variants']:
+        vb = by_b.get(va['variant'] + va.get('key', ''))
+        if vb is None or va.get('error') or vb.get('error'): continue
+        sb = {(r['task'], r['metric']): r for r in vb['rows'] if not r.get('in_group')}
+        for r in va['rows']:
+            if r.get('in_group') or (k := (r['task'], r['metric'])) not in sb: continue
+            x, y = r['value'], sb[k]['value']
+            out.append(dict(variant=va['label'], task=r['task'], metric=r['metric'], value_A=round(x, 4), stderr_A=round(r['stderr'] or 0, 4),
+                            value_B=round(y, 4), stderr_B=round(sb[k]['stderr'] or 0, 4), difference=f"{y - x:+.4f}",
+                            speed_tok_s_A=(va.get('efficiency') or {}).get('gen_tokens_per_s'),
+                            speed_tok_s_B=(vb.get('efficiency') or {}).get('gen_tokens_per_s')))
+    return out
+
 def resources(a: Path, b: Path) -> list:
     ra, rb = [json.loads((d/'resources.json').read_text()) if (d/'resources.json').is_file() else {} for d in (a, b)]
     gib = lambda x: round(x / 2**30, 2) if x else None
@@ -61,6 +84,8 @@ def main():
     second = next(load(d, s) for s in ('baseline', 'quantize', 'gguf') for d in (b,) if load(d, s))
     md = (f"# {a} (A) and {b} (B)\n\nA: {where(first)}. B: {where(second)}. Same windows and calibration in both; "
           f"`same_file` compares the SHA-256 of the model file each run wrote.\n\n" + markdown_table(rows(a, b)) +
+          (f"\n## lm-eval scores per benchmark variant\n\n{markdown_table(br)}\n`speed_tok_s` is the variant's generation "
+           "speed at batch 1 (tokens/s) as the benchmark stage measured it.\n" if (br := bench_rows(a, b)) else '') +
           "\n## Time and peak memory per stage\n\n" + markdown_table(resources(a, b)) +
           f"\nProduced by `python benchmarks/compare_runs.py {' '.join(sys.argv[1:])}`.\n")
     if args.out: atomic_write_text(args.out, md)
