@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_blockwise.ipynb #c7bc7b4f
 from __future__ import annotations
-import contextlib, json
+import contextlib, dataclasses, json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,7 +20,7 @@ __all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forw
            'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs',
            'collect_inputs', 'RTN', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update',
            'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound',
-           'AWQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
+           'AWQ', 'AWQThenGPTQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -543,6 +543,37 @@ class AWQ(TransformThenRound):
             for n in [n for n in lins if not n.endswith(('q_proj', 'k_proj', 'c_attn', 'qkv_proj'))]:
                 lins[n].weight.copy_(awq_search_clip(feats[n][:c.clip_tokens], lins[n].weight, c.weight, c.n_grid).to(lins[n].weight.dtype))
         return dict(ratio=ratios)
+
+# %% ../nbs/07_blockwise.ipynb #09d49f1d
+@register('awq_gptq')
+class AWQThenGPTQ(Algorithm):
+    "AWQ's scales and clipping on each block's float weights, then GPTQ's rounding of the transformed weights."
+    data_parallel = True
+    @dataclass
+    class Config:
+        weight: QuantSpec = field(default_factory=QuantSpec)
+        n_grid: int = 20                  # AWQ's
+        search_tokens: int = 8192
+        clip: bool = True
+        clip_tokens: int = 512
+        damp_percent: float = 0.01        # GPTQ's
+        order: str = 'group_aware'
+        blocksize: int = 128
+        kernel: str = 'auto'
+        stack_shared_input: bool = True
+        hessian_per_window: bool = True
+        mse: float = 0.0
+    def __init__(self, config=None, **kw):
+        super().__init__(config, **kw)
+        c = dataclasses.asdict(self.config) | {'weight': self.config.weight}
+        part = lambda cls: cls(**{f.name: c[f.name] for f in dataclasses.fields(cls.Config)})
+        self.awq, self.gptq = part(AWQ), part(GPTQ)
+        self.awq.transform_only = True
+    @torch.no_grad()
+    def calibrate_block(self, block, hidden, kwargs):
+        self.awq.model_type, self.gptq.grids = getattr(self, 'model_type', None), self.grids   # the engine's grids
+        return {**self.awq.calibrate_block(block, hidden, kwargs), **self.gptq.calibrate_block(block, hidden, kwargs)}
+
 
 # %% ../nbs/07_blockwise.ipynb #7c45642a
 @torch.no_grad()

@@ -16,8 +16,8 @@ from .blockwise import get_algorithm, quantize_model
 
 # %% auto #0
 __all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
-           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'RTN', 'SmoothQuant',
-           'GPTQModelMethod']
+           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ', 'RTN',
+           'SmoothQuant', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -195,6 +195,18 @@ class AWQ(EngineMethod):
     granularities = ('per_group', 'per_channel')
     @dataclass
     class Special:
+        n_grid: int = 20
+        search_tokens: int = 8192
+        clip: bool = True
+        clip_tokens: int = 512
+
+@register_method
+class AWQGPTQ(EngineMethod):
+    "llmc's composition: AWQ's scales and clipping search on the float weights, then GPTQ's rounding of the result."
+    name, title, repo_suffix, algorithm, needs_hessian = 'awq_gptq', 'AWQ + GPTQ', 'AWQ-GPTQ', 'awq_gptq', True
+    granularities = ('per_group', 'per_channel')
+    @dataclass
+    class Special(GPTQ.Special):
         n_grid: int = 20
         search_tokens: int = 8192
         clip: bool = True
