@@ -550,19 +550,7 @@ class AWQThenGPTQ(Algorithm):
     "AWQ's scales and clipping on each block's float weights, then GPTQ's rounding of the transformed weights."
     data_parallel = True
     @dataclass
-    class Config:
-        weight: QuantSpec = field(default_factory=QuantSpec)
-        n_grid: int = 20                  # AWQ's
-        search_tokens: int = 8192
-        clip: bool = True
-        clip_tokens: int = 512
-        damp_percent: float = 0.01        # GPTQ's
-        order: str = 'group_aware'
-        blocksize: int = 128
-        kernel: str = 'auto'
-        stack_shared_input: bool = True
-        hessian_per_window: bool = True
-        mse: float = 0.0
+    class Config(AWQ.Config, GPTQ.Config): pass     # both halves' settings, one grid (`weight`)
     def __init__(self, config=None, **kw):
         super().__init__(config, **kw)
         c = dataclasses.asdict(self.config) | {'weight': self.config.weight}

@@ -206,11 +206,7 @@ class AWQGPTQ(EngineMethod):
     name, title, repo_suffix, algorithm, needs_hessian = 'awq_gptq', 'AWQ + GPTQ', 'AWQ-GPTQ', 'awq_gptq', True
     granularities = ('per_group', 'per_channel')
     @dataclass
-    class Special(GPTQ.Special):
-        n_grid: int = 20
-        search_tokens: int = 8192
-        clip: bool = True
-        clip_tokens: int = 512
+    class Special(GPTQ.Special, AWQ.Special): pass   # both halves' settings (GPTQ's checks)
 
 @register_method
 class RTN(EngineMethod):
