@@ -33,7 +33,8 @@ def rows_of(run: Path) -> list:
         size = safetensors_bytes_16bit(Path(real)) if real and Path(real).is_dir() else None
         p = r['positions'][pos]
         sp = r['config']['quant'].get('special') or {}
-        out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else ''),
+        out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else '')
+                             + (' no clip' if sp.get('clip') is False else ''),
                         run=run.parent.parent.name if run.parent.name == 'results' else run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
                         size_bytes=size, file_bytes=(r['outputs'].get('real') or {}).get('bytes'),
                         eval=(r['eval']['dataset'], r['eval']['split'], r['eval']['windows'], r['eval']['seq_len'],
