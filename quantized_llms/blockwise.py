@@ -12,15 +12,15 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 from .core import ConfigError, Measure, QuantSpec
-from .quantizers import (minmax_params, mse_params, fake_quantize, quantize_tensor, round_block, round_model,
+from .quantizers import (minmax_params, mse_params, hqq_round, fake_quantize, quantize_tensor, round_block, round_model,
                                        ActQuantLinear, transformer_blocks, block_linears)
 
 # %% auto #0
 __all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
            'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs',
-           'collect_inputs', 'RTN', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update',
-           'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound',
-           'AWQ', 'AWQThenGPTQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
+           'collect_inputs', 'RTN', 'HQQ', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton',
+           'gptq_block_update', 'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale',
+           'TransformThenRound', 'AWQ', 'AWQThenGPTQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -256,6 +256,24 @@ class RTN(Algorithm):
         "Round the whole model (no data needed); returns how many linears."
         self.grids = round_model(model, self.config.weight, self.config.act)
         return dict(layers=len(self.grids))
+
+# %% ../nbs/07_blockwise.ipynb #dde5483a
+@register('hqq')
+class HQQ(Algorithm):
+    "Half-Quadratic Quantization: calibration-free, each group's zero point fitted to the weights (asymmetric grids)."
+    data_parallel, reads_data = True, False
+    @dataclass
+    class Config:
+        weight: QuantSpec = field(default_factory=lambda: QuantSpec(sym=False))
+        iters: int = 20
+        lp_norm: float = 0.7
+        beta: float = 10.0
+    def calibrate_block(self, block, hidden=None, kwargs=None) -> dict:
+        c = self.config
+        for lin in block_linears(block).values():
+            lin.weight.copy_(hqq_round(lin.weight, c.weight, c.iters, c.lp_norm, c.beta)[0].to(lin.weight.dtype))
+        return {}
+
 
 # %% ../nbs/07_blockwise.ipynb #d96d2cdc
 def gar_permutation(diag: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from .blockwise import get_algorithm, quantize_model
 
 # %% auto #0
 __all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
-           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ', 'RTN',
+           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ', 'HQQ', 'RTN',
            'SmoothQuant', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
@@ -146,7 +146,7 @@ class EngineMethod(Method):
         alg = get_algorithm(self.algorithm, **self.algorithm_kwargs(qc))
         if self.transforms: alg.transform_only = True
         model = copy.deepcopy(job.model)         # stays where it is: one block at a time visits `dev`
-        data = job.calib[:1] if self.name == 'rtn' else job.calib    # RTN reads no data: one window drives the engine
+        data = job.calib if alg.reads_data else job.calib[:1]       # RTN and HQQ read no data: one window drives the engine
         transformed = None
         with Measure() as m:
             quantize_model(model, data, alg, batch_size=job.batch_size, quant_out=qc.quant_out, device=dev)
@@ -207,6 +207,30 @@ class AWQGPTQ(EngineMethod):
     granularities = ('per_group', 'per_channel')
     @dataclass
     class Special(GPTQ.Special, AWQ.Special): pass   # both halves' settings (GPTQ's checks)
+
+@register_method
+class HQQ(EngineMethod):
+    "Half-Quadratic Quantization: no calibration data; each group's zero point fitted to the weights."
+    name, title, repo_suffix, algorithm = 'hqq', 'HQQ', 'HQQ', 'hqq'
+    granularities = ('per_group', 'per_channel')
+    @dataclass
+    class Special:
+        iters: int = 20           # hqq's defaults
+        lp_norm: float = 0.7
+        beta: float = 10.0
+        def validate(self, where):
+            if self.iters < 1: raise ConfigError(f"{where}.iters: at least 1, got {self.iters}")
+            if not 0 < self.lp_norm <= 1: raise ConfigError(f"{where}.lp_norm: must be in (0, 1], got {self.lp_norm}")
+            if self.beta <= 0: raise ConfigError(f"{where}.beta: must be positive, got {self.beta}")
+    def save_modes(self, qc):
+        modes = super().save_modes(qc)
+        if modes['real'] is None: modes['real'] = "HQQ's zero points are fractional and the GPTQ format holds integer ones (save fake)"
+        return modes
+    def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
+        if qc.weight.sym:
+            raise ConfigError("quant.weight.sym: HQQ fits each group's zero point, so its grid is asymmetric; set "
+                              "quant.scheme: W4A16_ASYM (or quant.weight.sym: false)")
+        return super().check(qc, save_modes, model_config, n_calib_tokens)
 
 @register_method
 class RTN(EngineMethod):

@@ -12,8 +12,9 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULARITIES
 
 # %% auto #0
-__all__ = ['minmax_range', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params',
-           'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
+__all__ = ['minmax_range', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params', 'hqq_params',
+           'hqq_round', 'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block',
+           'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
@@ -83,6 +84,47 @@ def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: i
             better = err < best
             best, scale, zero = torch.where(better, err, best), torch.where(better, s1, scale), torch.where(better, z, zero)
     return scale, zero
+
+# %% ../nbs/06_quantizers.ipynb #539c29ba
+def _shrink_lp(x: torch.Tensor, beta: float, lp_norm: float) -> torch.Tensor:
+    "The proximal operator of the l_p norm (p < 1) that HQQ uses: generalised soft-thresholding."
+    out = x.abs()
+    out.sub_((1.0 / beta) * out.pow(lp_norm - 1)).clamp_min_(0.0)     # hqq's operation order: the same floats
+    return out.mul_(torch.sign(x))
+
+def hqq_params(x: torch.Tensor, bits: int, iters: int = 20, lp_norm: float = 0.7, beta: float = 10.0) -> tuple:
+    "HQQ on the rows of `x` (one group a row): integer codes, scale and fractional zero per row (x ≈ (codes - zero) * scale)."
+    maxq = 2 ** bits - 1
+    x = x.float()
+    xmin, xmax = x.min(1, keepdim=True)[0], x.max(1, keepdim=True)[0]
+    denom = xmax - xmin
+    inv = torch.where(denom.abs() <= 1e-4, torch.ones_like(denom), maxq / denom).clamp(max=2e4)   # 1 / scale, as hqq keeps it
+    zero, best = -xmin * inv, float('inf')
+    for _ in range(iters):
+        q = torch.round(x * inv + zero).clamp_(0, maxq)
+        r = (q - zero) / inv
+        zero = torch.mean(q - (x - _shrink_lp(x - r, beta, lp_norm)) * inv, 1, keepdim=True)
+        err = torch.abs(x - r).mean().item()
+        if err < best: best = err
+        else: break
+    return torch.round(x * inv + zero).clamp_(0, maxq), (1.0 / inv)[:, 0], zero[:, 0]
+
+def hqq_round(W: torch.Tensor, spec: QuantSpec, iters: int = 20, lp_norm: float = 0.7, beta: float = 10.0) -> tuple:
+    "HQQ-rounded `W` and its grid (`scale`, fractional `zero`: outputs x groups; `g_idx`)."
+    W = W.float()
+    rows, cols = W.shape
+    gs = spec.group_size if spec.granularity == 'per_group' else cols
+    full = cols // gs * gs
+    parts = [(W[:, :full].reshape(-1, gs), full // gs)] if full else []
+    if full < cols: parts.append((W[:, full:], 1))
+    Q, S, Z = [], [], []
+    for x, n in parts:
+        q, s, z = hqq_params(x, spec.bits, iters, lp_norm, beta)
+        Q.append(q.reshape(rows, -1)); S.append(s.reshape(rows, n)); Z.append(z.reshape(rows, n))
+    Q, S, Z = torch.cat(Q, 1), torch.cat(S, 1), torch.cat(Z, 1)
+    g_idx = torch.arange(cols) // gs
+    return (Q - Z[:, g_idx]) * S[:, g_idx], dict(scale=S, zero=Z, g_idx=g_idx.int())
+
 
 # %% ../nbs/06_quantizers.ipynb #0e7afbbe
 _BLOCK_PATHS = ('model.layers', 'transformer.h', 'model.decoder.layers', 'gpt_neox.layers', 'transformer.blocks')
