@@ -52,9 +52,9 @@ def bench_rows(a: Path, b: Path) -> list:
     for va in ra['variants']:
         vb = by_b.get(va['variant'] + va.get('key', ''))
         if vb is None or va.get('error') or vb.get('error'): continue
-        sb = {(r['task'], r['metric']): r for r in vb['rows'] if not r.get('in_group')}
+        sb = {(r['task'], r['metric'], r['filter']): r for r in vb['rows'] if not r.get('in_group')}
         for r in va['rows']:
-            if r.get('in_group') or (k := (r['task'], r['metric'])) not in sb: continue
+            if r.get('in_group') or (k := (r['task'], r['metric'], r['filter'])) not in sb: continue
             x, y = r['value'], sb[k]['value']
             out.append(dict(variant=va['label'], task=r['task'], metric=r['metric'], value_A=round(x, 4), stderr_A=round(r['stderr'] or 0, 4),
                             value_B=round(y, 4), stderr_B=round(sb[k]['stderr'] or 0, 4), difference=f"{y - x:+.4f}",

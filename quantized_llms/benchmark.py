@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_benchmark.ipynb #bea5f248
 from __future__ import annotations
-import contextlib, json, math, os, shutil, tempfile, time, warnings
+import contextlib, hashlib, json, math, os, shutil, tempfile, time, warnings
 from pathlib import Path
 from typing import Optional
 import numpy as np
@@ -262,10 +262,23 @@ def plot_benchmark(record: dict, path) -> Path:
     return path
 
 # %% ../nbs/03_benchmark.ipynb #12bd0dd3
-def variant_key(v: Variant, cfg: RunConfig, path) -> dict:
-    "What a variant's lm-eval scores depend on: its weight files, the bench settings, device, dtype and lm-eval's version."
-    key = dict(variant=v.kind, label=v.label, digest=weights_digest(path), bench=cfg.to_dict()['bench'],
-               device=str(resolve_device(cfg.model.device)), dtype=cfg.model.dtype, lm_eval=package_versions().get('lm_eval'))
+def _file_sha256(p) -> str:
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 22), b''): h.update(chunk)
+    return h.hexdigest()
+
+def variant_key(v: Variant, cfg: RunConfig, path, task_data: dict) -> dict:
+    """What a variant's lm-eval scores depend on: its weight and config files, the model and its revision, the local task
+    data (`{task: file}`), the bench settings (all but the variant list), device, dtype and the libraries' versions."""
+    p = Path(path)
+    configs = {f.name: _file_sha256(f) for f in sorted(p.glob('*.json'))} if p.is_dir() else {}
+    vers = package_versions()
+    key = dict(variant=v.kind, label=v.label, digest=weights_digest(p), configs=configs, model=cfg.model.name,
+               revision=cfg.model.revision, task_data={t: _file_sha256(f) for t, f in sorted(task_data.items())},
+               bench={k: x for k, x in cfg.to_dict()['bench'].items() if k != 'variants'},
+               device=str(resolve_device(cfg.model.device)), dtype=cfg.model.dtype,
+               versions={k: vers.get(k) for k in ('torch', 'transformers', 'gptqmodel', 'llama_cpp', 'lm_eval')})
     return json.loads(json.dumps(key))      # as it reads back from disk
 
 def _read_saved(p: Path) -> Optional[dict]:
@@ -278,14 +291,14 @@ def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
     tasks = check_benchmark(cfg)
     yaml_dir = Path(tempfile.mkdtemp(prefix='qllm-tasks-'))
     local = local_task_dir(tasks, yaml_dir, b.data_dir, b.shipped_samples)
-    variants, partial = [], lay.outputs/'.benchmark-partial'
+    variants, partial = [], lay.results/'.benchmark-partial'     # per results folder: runs that share outputs keep their own
     for v in tqdm(lay.variants(), desc='benchmark variants'):
         entry = dict(variant=v.kind, label=v.label, perplexity=stage_perplexity(v), **({'key': v.key} if isinstance(v, GGUF) else {}))
         try:
             path = v.path()
-            saved, key = partial/f"{v.kind}{'-' + v.key if isinstance(v, GGUF) else ''}.json", variant_key(v, cfg, path)
+            saved, key = partial/f"{v.kind}{'-' + v.key if isinstance(v, GGUF) else ''}.json", variant_key(v, cfg, path, local)
             if (old := _read_saved(saved)) and old.get('key') == key:
-                variants.append(dict(old['entry'], perplexity=entry['perplexity']))
+                variants.append(dict(old['entry'], perplexity=entry['perplexity'], path=str(path)))
                 tqdm.write(f'{v.label}: scored by an earlier run on the same files and settings, kept'); continue
             with Measure() as load: lm, speed_model, notes = open_variant(v, cfg)
             speed = speed_model.speed() if isinstance(v, GGUF) else hf_speed(speed_model)

@@ -268,6 +268,7 @@ class HQQ(Algorithm):
         iters: int = 20
         lp_norm: float = 0.7
         beta: float = 10.0
+    @torch.no_grad()
     def calibrate_block(self, block, hidden=None, kwargs=None) -> dict:
         c = self.config
         for lin in block_linears(block).values():

@@ -313,9 +313,10 @@ class GPTQModelMethod(Method):
                     # in the dtype of the model the other methods quantize (GPTQModel's own default on a CPU is bfloat16)
                     model = GPTQModel.load(str(src), gqc, device=str(resolve_device(job.device)),
                                            dtype=next(job.model.parameters()).dtype)
-                    model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
-                    model.save(str(tmp))
-                _release_gptqmodel(model); del model
+                    try:
+                        model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
+                        model.save(str(tmp))
+                    finally: _release_gptqmodel(model); del model      # a failed run frees its model too
             fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
         finally:
             if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
