@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_benchmark.ipynb #bea5f248
 from __future__ import annotations
-import contextlib, hashlib, json, math, os, shutil, tempfile, time, warnings
+import contextlib, json, math, os, shutil, tempfile, time, warnings
 from pathlib import Path
 from typing import Optional
 import numpy as np
@@ -16,7 +16,7 @@ from .core import (RunConfig, BenchConfig, ConfigError, ModelLoadError, Measure,
                                  atomic_write_json, markdown_table, package_versions, read_result, write_result)
 from .core import resolve_device
 from .models import load_tokenizer
-from .gptq_format import is_gptq_checkpoint, weights_digest
+from .gptq_format import is_gptq_checkpoint, file_sha256, weights_digest
 from .llamacpp import GGUFCausalLM
 from .runs import RunLayout, Variant, Original, Quantized, GGUF
 from .tasks import SEED_DISPLAY, check_tasks, local_task_dir, task_manager
@@ -262,20 +262,14 @@ def plot_benchmark(record: dict, path) -> Path:
     return path
 
 # %% ../nbs/03_benchmark.ipynb #12bd0dd3
-def _file_sha256(p) -> str:
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 22), b''): h.update(chunk)
-    return h.hexdigest()
-
 def variant_key(v: Variant, cfg: RunConfig, path, task_data: dict) -> dict:
     """What a variant's lm-eval scores depend on: its weight and config files, the model and its revision, the local task
     data (`{task: file}`), the bench settings (all but the variant list), device, dtype and the libraries' versions."""
     p = Path(path)
-    configs = {f.name: _file_sha256(f) for f in sorted(p.glob('*.json'))} if p.is_dir() else {}
+    configs = {f.name: file_sha256(f) for f in sorted(p.glob('*.json'))} if p.is_dir() else {}
     vers = package_versions()
     key = dict(variant=v.kind, label=v.label, digest=weights_digest(p), configs=configs, model=cfg.model.name,
-               revision=cfg.model.revision, task_data={t: _file_sha256(f) for t, f in sorted(task_data.items())},
+               revision=cfg.model.revision, task_data={t: file_sha256(f) for t, f in sorted(task_data.items())},
                bench={k: x for k, x in cfg.to_dict()['bench'].items() if k != 'variants'},
                device=str(resolve_device(cfg.model.device)), dtype=cfg.model.dtype,
                versions={k: vers.get(k) for k in ('torch', 'transformers', 'gptqmodel', 'llama_cpp', 'lm_eval')})

@@ -13,7 +13,8 @@ from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, at
 
 # %% auto #0
 __all__ = ['WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint',
-           'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
+           'load_gptq_dequantized', 'file_sha256', 'weights_digest', 'check_digest', 'load_gptq',
+           'load_gptq_transformers']
 
 # %% ../nbs/00d_gptq_format.ipynb #fab05eb6
 def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
@@ -120,17 +121,18 @@ def load_gptq_dequantized(path, dtype: torch.dtype = torch.float32, device: str 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a11
 WEIGHT_SUFFIXES = ('.safetensors', '.gguf', '.bin')     # the files a digest covers and staging hard-links
 
+def file_sha256(path) -> str:
+    "SHA-256 of a file, read in 4 MiB chunks (weight files are gigabytes)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
+    return h.hexdigest()
+
 def weights_digest(path) -> dict:
     "{file name: [size, sha256]} of the weight files of a checkpoint folder (or of one file)."
     p = Path(path)
     files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in WEIGHT_SUFFIXES) if p.is_dir() else []
-    out = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, 'rb') as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
-        out[f.name] = [f.stat().st_size, h.hexdigest()]
-    return out
+    return {f.name: [f.stat().st_size, file_sha256(f)] for f in files}
 
 def check_digest(path, digest: dict) -> Optional[str]:
     "None if the weight files at `path` are those `digest` recorded, else what differs."
