@@ -12,9 +12,9 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULARITIES
 
 # %% auto #0
-__all__ = ['minmax_range', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params', 'hqq_params',
-           'hqq_round', 'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant', 'round_block',
-           'round_model']
+__all__ = ['minmax_range', 'divide_by_int', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params',
+           'hqq_params', 'hqq_round', 'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant',
+           'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
@@ -27,11 +27,16 @@ def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
     empty = (xmax == 0) if sym else (xmin == 0) & (xmax == 0)
     return torch.where(empty, xmin - 1, xmin), torch.where(empty, xmax + 1, xmax)
 
+def divide_by_int(x: torch.Tensor, n: int) -> torch.Tensor:
+    """`x / n`, correctly rounded on every device. On CUDA, PyTorch divides by a Python number as a multiplication by
+    its reciprocal, which can differ in the last bit; GPTQModel divides by a tensor, so grids match it bit for bit."""
+    return x / torch.tensor(n, dtype=x.dtype, device=x.device)
+
 def minmax_params(x: torch.Tensor, bits: int, sym: bool) -> tuple:
     "Scale and zero point per row of `x` (rows x values), on the GPTQ reference code's min-max grid."
     maxq = 2 ** bits - 1
     xmin, xmax = minmax_range(x, sym)
-    scale = (xmax - xmin) / maxq
+    scale = divide_by_int(xmax - xmin, maxq)
     zero = torch.full_like(scale, (maxq + 1) / 2) if sym else torch.round(-xmin / scale)
     return scale, zero
 
@@ -72,7 +77,7 @@ def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: i
     best = torch.full_like(scale, float('inf'))
     for i in range(int(maxshrink * grid)):
         p = 1 - i / grid
-        s1 = (p * xmax - p * xmin) / maxq
+        s1 = divide_by_int(p * xmax - p * xmin, maxq)
         z1 = zero if sym else torch.round(-p * xmin / s1)
         candidates = [z1]
         if maxq == 3 and not sym:       # 2-bit asymmetric: the other integer next to the ideal zero too (as GPTQModel)

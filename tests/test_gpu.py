@@ -21,6 +21,14 @@ def _hinv(n, seed):
     H[range(n), range(n)] += 0.01 * H.diag().mean()
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True), H
 
+def test_grid_scales_correctly_rounded_on_gpu():
+    "The grid's scales on the GPU are the CPU's bit for bit (a CUDA division by a Python number is not correctly rounded)."
+    W = torch.randn(4096, 128, generator=torch.Generator().manual_seed(0))
+    for sym in (True, False):
+        for bits in (2, 4, 8):
+            cpu, gpu = minmax_params(W, bits, sym), minmax_params(W.cuda(), bits, sym)
+            assert all(torch.equal(a, b.cpu()) for a, b in zip(cpu, gpu)), (bits, sym)
+
 @pytest.mark.skipif(triton is None, reason='needs triton')
 @pytest.mark.parametrize('rows,n,gs,bits,sym', [(2304, 128, 128, 4, True), (300, 128, 32, 4, False), (77, 64, 64, 8, True),
                                                 (1000, 96, 32, 2, False), (16, 1, 1, 4, True)])
@@ -93,9 +101,10 @@ def test_packing_on_gpu_writes_the_same_bytes(tmp_path):
     for k, v in files['cpu'].items(): assert torch.equal(v, files['cuda'][k]), k
 
 @pytest.mark.skipif(__import__('importlib').util.find_spec('gptqmodel') is None, reason='needs gptqmodel')
-@pytest.mark.xfail(strict=True, reason='open: on the CPU both write the same bytes (07a_methods); on CUDA the Hessians '
-                   'are identical but the GPTQ step differs (measured on an H200, starcoderbase-1b shape: 16% of codes)')
-@pytest.mark.parametrize('arch', ['gpt_bigcode', 'llama'])
+@pytest.mark.parametrize('arch', ['gpt_bigcode', pytest.param('llama', marks=pytest.mark.xfail(strict=True, reason=
+    'open: measured failing on an H200 after the scales were made correctly rounded (the gpt_bigcode case and the '
+    'starcoderbase-1b shape now match byte for byte); not isolated yet. Llama has linears that share an input, which '
+    'our engine stacks into one weight: a GEMM over more rows may sum in another order on a GPU'))])
 def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
     "Our GPTQ on the GPU writes GPTQModel's checkpoint byte for byte (fp16 model, same windows and settings)."
     from safetensors.torch import load_file
