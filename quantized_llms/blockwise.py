@@ -367,18 +367,25 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
     update = gptq_block_update(W.device, kernel)
     params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
-    W, H = W.clone().float(), H.to(W.device).clone().float()
+    # Peak memory is counted in Hessians (a 8192-wide one is 0.27 GiB): the caller's is only read, one ordered copy
+    # is made in one gather, and the inverse is built in the factor's own buffer, as GPTQModel builds it
+    W, H = W.clone().float(), H.to(W.device, torch.float32)
     rows, cols = W.shape
     dead = torch.diag(H) == 0
-    H[dead, dead] = 1; W[:, dead] = 0
+    W[:, dead] = 0
+    diag = torch.where(dead, 1.0, torch.diag(H))           # the reference sets H[dead, dead] = 1 before ordering
     per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
     perm = None
-    if order == 'desc_act': perm = torch.argsort(torch.diag(H), descending=True)
-    elif order == 'group_aware' and spec.granularity == 'per_group': perm = gar_permutation(torch.diag(H), gs)
-    if perm is not None: W, H = W[:, perm], H[perm][:, perm]
+    if order == 'desc_act': perm = torch.argsort(diag, descending=True)
+    elif order == 'group_aware' and spec.granularity == 'per_group': perm = gar_permutation(diag, gs)
+    if perm is not None: W, H, dead = W[:, perm], H[perm[:, None], perm[None, :]], dead[perm]
+    else: H = H.clone()
+    H[dead, dead] = 1
     H[range(cols), range(cols)] += damp_percent * torch.mean(torch.diag(H))
-    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    L = torch.linalg.cholesky(H); del H
+    torch.cholesky_inverse(L, out=L)
+    Hinv = torch.linalg.cholesky(L, upper=True); del L
     Q, losses, scales, zeros = torch.zeros_like(W), torch.zeros_like(W), [], []
     if per_tensor:
         s, z = params(W.reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
