@@ -23,7 +23,7 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/quantized-llms run $(CONFIG)
 
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests --durations=15
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests -n 2 --durations=15
 
 export: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

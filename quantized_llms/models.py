@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_models.ipynb #4b547c8f
 from __future__ import annotations
-import importlib.util, json, os, re, struct
+import copy, importlib.util, json, os, re, struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -127,11 +127,22 @@ def _kw(src: ModelSource, revision=None, trust_remote_code=False) -> dict:
     if revision and src.kind == 'hub': kw['revision'] = revision
     return kw
 
+@lru_cache(maxsize=8)
+def _cached_gguf_config(path: str, size: int, mtime_ns: int, trust_remote_code: bool):
+    "A GGUF file's config, read once per file version: transformers parses the whole file (its vocabulary too) for it."
+    from transformers import AutoConfig
+    p = Path(path)
+    return AutoConfig.from_pretrained(str(p.parent), gguf_file=p.name, trust_remote_code=trust_remote_code)
+
 def load_config(name: str, revision: Optional[str] = None, trust_remote_code: bool = False):
     "The model's config, checked to be a supported architecture."
     from transformers import AutoConfig
     src = resolve_model(name)
-    try: cfg = AutoConfig.from_pretrained(src.ref, **_kw(src, revision, trust_remote_code))
+    try:
+        if src.kind == 'gguf':
+            f = Path(src.ref)/src.gguf_file; st = f.stat()
+            cfg = copy.deepcopy(_cached_gguf_config(str(f.resolve()), st.st_size, st.st_mtime_ns, trust_remote_code))
+        else: cfg = AutoConfig.from_pretrained(src.ref, **_kw(src, revision, trust_remote_code))
     except _READ_ERRORS as e: raise _load_error(src, e) from None
     check_architecture(cfg)
     return cfg
@@ -165,12 +176,12 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
     "Load `(model, tokenizer)` in eval mode from an alias, Hub id, directory or .gguf file."
     from transformers import AutoModelForCausalLM
     src = resolve_model(name)
-    load_config(name, revision, trust_remote_code)  # fails fast on unknown architectures
+    cfg = load_config(name, revision, trust_remote_code)  # fails fast on unknown architectures
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     if src.kind == 'dir' and is_gptq_checkpoint(src.ref):   # a GPTQ checkpoint: read it as a float model
         return load_gptq_dequantized(src.ref, torch_dtype, str(dev))
-    try: model = AutoModelForCausalLM.from_pretrained(src.ref, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
+    try: model = AutoModelForCausalLM.from_pretrained(src.ref, config=cfg, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
     except _READ_ERRORS as e: raise _load_error(src, e) from None
     if src.kind == 'gguf': model = _as_plain_model(model)
     model.name_or_path = src.base_model or src.ref
