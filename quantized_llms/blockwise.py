@@ -358,13 +358,18 @@ def gptq_block_update(device: torch.device, kernel: str = 'auto'):
 @torch.no_grad()
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
                          order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
-                         kernel: str = 'auto', mse: float = 0.0) -> tuple:
+                         kernel: str = 'auto', mse: float = 0.0, static_groups: bool = False) -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
     stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
     Rows are independent: linears that read one input can go through as one weight (their rows stacked).
-    `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max."""
+    `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max.
+    `static_groups`: groups are consecutive columns in the original order, each grid taken from the weights before any
+    column is rounded (GPTQModel's `static_groups`): with `desc_act` the checkpoint's `g_idx` stays in natural order."""
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
+    if static_groups and order == 'group_aware':
+        raise ConfigError("static_groups: the group-aware order already keeps each group's columns together; use order "
+                          "desc_act (or natural) with static groups")
     update = gptq_block_update(W.device, kernel)
     params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
     # Peak memory is counted in Hessians (a 8192-wide one is 0.27 GiB): the caller's is only read, one ordered copy
@@ -376,6 +381,10 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     diag = torch.where(dead, 1.0, torch.diag(H))           # the reference sets H[dead, dead] = 1 before ordering
     per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
+    static = static_groups and not per_tensor
+    if static:      # grids of the original groups, from the weights as they are (dead columns zeroed), before ordering
+        scales, zeros = map(list, zip(*[params(W[:, g0:g0 + gs]) for g0 in range(0, cols, gs)]))
+        S_all, Z_all = torch.stack(scales), torch.stack(zeros)
     perm = None
     if order == 'desc_act': perm = torch.argsort(diag, descending=True)
     elif order == 'group_aware' and spec.granularity == 'per_group': perm = gar_permutation(diag, gs)
@@ -386,11 +395,19 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     L = torch.linalg.cholesky(H); del H
     torch.cholesky_inverse(L, out=L)
     Hinv = torch.linalg.cholesky(L, upper=True); del L
-    Q, losses, scales, zeros = torch.zeros_like(W), torch.zeros_like(W), [], []
+    Q, losses = torch.zeros_like(W), torch.zeros_like(W)
+    if not static: scales, zeros = [], []
     if per_tensor:
         s, z = params(W.reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
+    orig_col = perm.tolist() if perm is not None else range(cols)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
+        if static:              # column c (processing order) rounds on the grid of its original group
+            Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], S_all, Z_all,
+                                  [orig_col[c] // gs for c in range(i1, i2)], spec.maxq)
+            Q[:, i1:i2], losses[:, i1:i2] = Q1, L1
+            W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+            continue
         if not per_tensor:      # as the reference: each group's grid from W as it is when the block starts
             for g0 in range(-(-i1 // gs) * gs, i2, gs):
                 s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
@@ -406,7 +423,8 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     if not return_grid: return Q, loss
     S, Z = torch.stack(scales, 1), torch.stack(zeros, 1)
     g_idx = torch.arange(cols, device=W.device) // gs
-    if order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols, device=W.device) // gs
+    if static: pass             # grids and g_idx already in the original order
+    elif order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols, device=W.device) // gs
     elif perm is not None:      # group-aware: permuted group k holds the columns of original group perm[k * gs] // gs
         orig = (perm[torch.arange(S.shape[1], device=W.device) * gs] // gs)
         S2, Z2 = torch.empty_like(S), torch.empty_like(Z); S2[:, orig], Z2[:, orig] = S, Z; S, Z = S2, Z2
@@ -448,6 +466,7 @@ class GPTQ(Algorithm):
         stack_shared_input: bool = True    # linears reading one input (q/k/v, gate/up) as one stacked weight
         hessian_per_window: bool = True    # xᵀx per calibration window, as GPTQModel sums it
         mse: float = 0.0                   # > 0: search each group's grid for the least error to this power (GPTQModel's mse)
+        static_groups: bool = False        # grids of the original consecutive groups, from the unrounded weights
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
@@ -457,7 +476,8 @@ class GPTQ(Algorithm):
             for names in ([group.names] if c.stack_shared_input else [[n] for n in group.names]):
                 ws = [lins[n].weight for n in names]
                 Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
-                                                     return_grid=True, kernel=c.kernel, mse=c.mse)
+                                                     return_grid=True, kernel=c.kernel, mse=c.mse,
+                                                     static_groups=c.static_groups)
                 losses['+'.join(names)] = loss
                 r0 = 0
                 for n, w in zip(names, ws):

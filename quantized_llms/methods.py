@@ -170,11 +170,15 @@ class GPTQSettings:
     order: str = 'group_aware'      # natural | desc_act | group_aware (GPTQModel's default)
     blocksize: int = 128
     mse: float = 0.0                # > 0: each group's grid searched for the least error to this power (2.4 in the reference)
+    static_groups: bool = False     # groups of consecutive columns, grids from the unrounded weights (act-order without a permuted g_idx)
     def validate(self, where):
         if not 0 < self.damp_percent < 1: raise ConfigError(f"{where}.damp_percent: must be in (0, 1), got {self.damp_percent}")
         if self.mse < 0: raise ConfigError(f"{where}.mse: must be 0 (min-max grid) or a positive norm such as 2.4, got {self.mse}")
         if self.order not in ('natural', 'desc_act', 'group_aware'):
             raise ConfigError(f"{where}.order: must be natural, desc_act or group_aware, got {self.order!r}")
+        if self.static_groups and self.order == 'group_aware':
+            raise ConfigError(f"{where}.static_groups: the group-aware order already keeps each group's columns together; "
+                              f"set {where}.order: desc_act (act-order with static groups) or natural")
 
 @register_method
 class GPTQ(EngineMethod):
@@ -299,7 +303,8 @@ class GPTQModelMethod(Method):
         per_group = qc.weight.granularity == 'per_group'
         gqc = QuantizeConfig(bits=qc.weight.bits, group_size=qc.weight.group_size if per_group else -1, sym=qc.weight.sym,
                              damp_percent=sp.damp_percent, desc_act=sp.order == 'desc_act',
-                             act_group_aware=per_group and sp.order == 'group_aware', mse=sp.mse)
+                             act_group_aware=per_group and sp.order == 'group_aware', mse=sp.mse,
+                             static_groups=sp.static_groups)
         examples = [{'input_ids': w.tolist(), 'attention_mask': [1] * len(w)} for w in job.calib]
         src = job.source_dir()
         scratch = None     # asked for fake weights only: the packed checkpoint is scratch, in the run's outputs folder
