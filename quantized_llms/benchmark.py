@@ -14,9 +14,9 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from .core import (RunConfig, BenchConfig, ConfigError, ModelLoadError, Measure, dir_size_bytes,
                                  atomic_write_json, markdown_table, package_versions, read_result, write_result)
-from .core import resolve_device
+from .core import file_sha256, resolve_device
 from .models import load_tokenizer
-from .gptq_format import is_gptq_checkpoint, file_sha256, weights_digest
+from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
 from .runs import RunLayout, Variant, Original, Quantized, GGUF
 from .tasks import SEED_DISPLAY, check_tasks, local_task_dir, task_manager

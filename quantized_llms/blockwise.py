@@ -381,9 +381,10 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     diag = torch.where(dead, 1.0, torch.diag(H))           # the reference sets H[dead, dead] = 1 before ordering
     per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
-    static = static_groups and not per_tensor
+    static, scales, zeros = static_groups and not per_tensor, [], []
     if static:      # grids of the original groups, from the weights as they are (dead columns zeroed), before ordering
-        scales, zeros = map(list, zip(*[params(W[:, g0:g0 + gs]) for g0 in range(0, cols, gs)]))
+        for g0 in range(0, cols, gs):
+            s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
         S_all, Z_all = torch.stack(scales), torch.stack(zeros)
     perm = None
     if order == 'desc_act': perm = torch.argsort(diag, descending=True)
@@ -396,26 +397,22 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     torch.cholesky_inverse(L, out=L)
     Hinv = torch.linalg.cholesky(L, upper=True); del L
     Q, losses = torch.zeros_like(W), torch.zeros_like(W)
-    if not static: scales, zeros = [], []
     if per_tensor:
         s, z = params(W.reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
-    orig_col = perm.tolist() if perm is not None else range(cols)
+    if static: orig_col = perm.tolist() if perm is not None else range(cols)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
         if static:              # column c (processing order) rounds on the grid of its original group
-            Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], S_all, Z_all,
-                                  [orig_col[c] // gs for c in range(i1, i2)], spec.maxq)
-            Q[:, i1:i2], losses[:, i1:i2] = Q1, L1
-            W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
-            continue
-        if not per_tensor:      # as the reference: each group's grid from W as it is when the block starts
-            for g0 in range(-(-i1 // gs) * gs, i2, gs):
-                s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
-        g_lo = 0 if per_tensor else i1 // gs
-        col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
-        g_hi = col_group[-1] + g_lo + 1
-        Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], torch.stack(scales[g_lo:g_hi]),
-                              torch.stack(zeros[g_lo:g_hi]), col_group, spec.maxq)
+            S1, Z1, col_group = S_all, Z_all, [orig_col[c] // gs for c in range(i1, i2)]
+        else:
+            if not per_tensor:  # as the reference: each group's grid from W as it is when the block starts
+                for g0 in range(-(-i1 // gs) * gs, i2, gs):
+                    s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
+            g_lo = 0 if per_tensor else i1 // gs
+            col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
+            g_hi = col_group[-1] + g_lo + 1
+            S1, Z1 = torch.stack(scales[g_lo:g_hi]), torch.stack(zeros[g_lo:g_hi])
+        Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], S1, Z1, col_group, spec.maxq)
         Q[:, i1:i2], losses[:, i1:i2] = Q1, L1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
     if perm is not None: Q = Q[:, torch.argsort(perm)]

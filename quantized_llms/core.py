@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #568cd753
 from __future__ import annotations
-import contextlib, dataclasses, difflib, json, os, platform, shutil, sys, tempfile, time, typing
+import contextlib, dataclasses, difflib, hashlib, json, os, platform, shutil, sys, tempfile, time, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Optional, Union
@@ -16,9 +16,9 @@ __all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GR
            'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
            'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict',
            'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps', 'temp_prefix',
-           'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'markdown_table', 'package_versions', 'run_metadata',
-           'write_result', 'result_problem', 'read_result', 'Measure', 'dir_size_bytes', 'resolve_device',
-           'limit_gpu_memory', 'resolve_dtype']
+           'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'markdown_table', 'package_versions',
+           'run_metadata', 'write_result', 'result_problem', 'read_result', 'Measure', 'dir_size_bytes',
+           'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -430,6 +430,14 @@ def atomic_write_text(path, text: str) -> Path:
 
 def atomic_write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + '\n')
+
+def file_sha256(path) -> str:
+    "SHA-256 of a file, read in 4 MiB chunks (weight files are gigabytes)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
+    return h.hexdigest()
+
 
 # %% ../nbs/00_core.ipynb #f8431055
 def markdown_table(rows: list, columns: Optional[list] = None, floatfmt: str = '.4f') -> str:

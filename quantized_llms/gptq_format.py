@@ -4,17 +4,16 @@
 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a05
 from __future__ import annotations
-import contextlib, hashlib, json, os
+import contextlib, json, os
 from pathlib import Path
 from typing import Optional
 import torch
 import torch.nn as nn
-from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, atomic_dir, resolve_device
+from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, atomic_dir, file_sha256, resolve_device
 
 # %% auto #0
 __all__ = ['WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint',
-           'load_gptq_dequantized', 'file_sha256', 'weights_digest', 'check_digest', 'load_gptq',
-           'load_gptq_transformers']
+           'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
 
 # %% ../nbs/00d_gptq_format.ipynb #fab05eb6
 def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
@@ -120,13 +119,6 @@ def load_gptq_dequantized(path, dtype: torch.dtype = torch.float32, device: str 
 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a11
 WEIGHT_SUFFIXES = ('.safetensors', '.gguf', '.bin')     # the files a digest covers and staging hard-links
-
-def file_sha256(path) -> str:
-    "SHA-256 of a file, read in 4 MiB chunks (weight files are gigabytes)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
-    return h.hexdigest()
 
 def weights_digest(path) -> dict:
     "{file name: [size, sha256]} of the weight files of a checkpoint folder (or of one file)."

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 import yaml
-from .core import ConfigError, DataError, SEED_TASKS, atomic_write_text, atomic_write_json
+from .core import ConfigError, DataError, SEED_TASKS, atomic_write_text, atomic_write_json, file_sha256
 
 # %% auto #0
 __all__ = ['CODE2TEXT_LANGUAGES', 'SEED_DISPLAY', 'LANGUAGE_SUFFIXES', 'task_data_dir', 'code_tokens', 'summary', 'FunctionDoc',
@@ -185,8 +185,6 @@ def bigbench_rows(task: dict, seed: int = 42) -> list:
     return rows
 
 # %% ../nbs/03a_tasks.ipynb #2c6d7322
-def _sha256_file(p) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
-
 def build_task_data(out_dir, code_sources: dict, bigbench_task_json=None, n: int = 25) -> dict:
     """Write `codexglue_code2text_<lang>.jsonl` for each `code_sources[lang] = dict(roots=[...], repo=..., license=...)`
     and `code_line_description_zero_shot.jsonl` from BIG-bench's task.json; return the manifest."""
@@ -200,14 +198,14 @@ def build_task_data(out_dir, code_sources: dict, bigbench_task_json=None, n: int
         atomic_write_text(out_dir/name, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs))
         manifest['files'][name] = dict(task=f'code2text_{lang}', replaces=f'CM/codexglue_code2text_{lang}', split='test',
                                        n=len(recs), source=src.get('repo', ''), license=src.get('license', ''),
-                                       sha256=_sha256_file(out_dir/name))
+                                       sha256=file_sha256(out_dir/name))
     if bigbench_task_json:
         rows = bigbench_rows(json.loads(Path(bigbench_task_json).read_text()))
         name = 'code_line_description_zero_shot.jsonl'
         atomic_write_text(out_dir/name, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
         manifest['files'][name] = dict(task='bigbench_code_line_description_*', replaces='hails/bigbench code_line_description_zero_shot',
                                        split='default', n=len(rows), source='bigbench 1.0.0 (PyPI sdist): bigbench/benchmark_tasks/code_line_description/task.json',
-                                       license='Apache-2.0', sha256=_sha256_file(out_dir/name))
+                                       license='Apache-2.0', sha256=file_sha256(out_dir/name))
     atomic_write_json(out_dir/'SOURCES.json', manifest)
     return manifest
 
