@@ -13,11 +13,12 @@ from .core import (ConfigError, DataError, UnsupportedArchitectureError, Quantiz
                                  QuantSpec, Measure, section_from_dict, resolve_device)
 from .gptq_format import save_gptq_checkpoint, load_gptq_dequantized, _import_gptqmodel
 from .blockwise import get_algorithm, quantize_model
+from .pruning import PRUNERS, parse_pattern, pattern_sparsity     # registers the engine's `prune`
 
 # %% auto #0
 __all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
            'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ', 'HQQ', 'RTN',
-           'SmoothQuant', 'GPTQModelMethod']
+           'SmoothQuant', 'Prune', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -118,6 +119,10 @@ class Method:
                 raise DataError(f"too little calibration data: {n_calib_tokens} tokens for layers with {need} inputs; give at "
                                 f"least {need} tokens (calib.n_samples x calib.seq_len; the seeds use 128 x 512)")
         return warnings
+
+    def scheme_tag(self, qc: QuantConfig) -> str:
+        "What the model is, in the words tables and cards use: the grid ('W4 g128'); methods that do more say so."
+        return qc.tag
 
     def repo_name(self, label: str, qc: QuantConfig) -> str:
         "The Hub convention: '<model>-GPTQ' for the default 4-bit g128, the scheme spelled out otherwise."
@@ -249,6 +254,52 @@ class SmoothQuant(EngineMethod):
         alpha: float = 0.5
         def validate(self, where):
             if not 0 <= self.alpha <= 1: raise ConfigError(f"{where}.alpha: must be in [0, 1], got {self.alpha}")
+
+@register_method
+class Prune(EngineMethod):
+    """Pruning (`pruning`: magnitude, Wanda or SparseGPT; unstructured or N:M), then the kept weights rounded on
+    `quant.weight` through SparseGPT's sweep with the zeros held, or (`special.quantize: false`) left in floating point."""
+    name, title, repo_suffix, algorithm, needs_hessian = 'prune', 'Pruning', 'Pruned', 'prune', True
+    granularities = ('per_group', 'per_channel')
+    @dataclass
+    class Special:
+        pruner: str = 'sparsegpt'     # magnitude | wanda | sparsegpt
+        sparsity: float = 0.5
+        pattern: str = 'unstructured' # or N:M: N kept in every M consecutive inputs (2:4)
+        quantize: bool = True         # round the kept weights on quant.weight; false: a pruned float model
+        damp_percent: float = 0.01
+        blocksize: int = 128
+        mse: float = 0.0              # > 0: each group's grid searched, as GPTQ's mse
+        def validate(self, where):
+            if self.pruner not in PRUNERS: raise ConfigError(f"{where}.pruner: one of {', '.join(PRUNERS)}, not {self.pruner!r}")
+            try: pattern_sparsity(self.pattern, self.sparsity)
+            except ConfigError as e: raise ConfigError(f"{where}: {e}") from None
+            if not 0 < self.damp_percent < 1: raise ConfigError(f"{where}.damp_percent: must be in (0, 1), got {self.damp_percent}")
+            if self.mse < 0: raise ConfigError(f"{where}.mse: must be 0 (min-max grid) or a positive norm such as 2.4, got {self.mse}")
+    def algorithm_kwargs(self, qc):
+        sp = asdict(self.special(qc))
+        return dict(sp, weight=qc.weight if sp.pop('quantize') else None)
+    def save_modes(self, qc):
+        modes = super().save_modes(qc)
+        if not self.special(qc).quantize:
+            modes['real'] = 'a pruned float model has no packed format here (save fake, or set quant.special.quantize: true)'
+        return modes
+    def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
+        warnings = super().check(qc, save_modes, model_config, n_calib_tokens)
+        nm = parse_pattern(self.special(qc).pattern)
+        if nm is not None and model_config is not None:
+            for what, k in linear_in_features(model_config).items():
+                if k % nm[1]: raise ConfigError(f"quant.special.pattern: the {what} ({k} inputs) do not split into groups of {nm[1]}")
+        return warnings
+    def _sparse(self, qc) -> str:
+        sp = self.special(qc)
+        return f"{sp.pruner} {sp.pattern if sp.pattern != 'unstructured' else f'{sp.sparsity:.0%}'}"
+    def scheme_tag(self, qc) -> str:
+        return f"{self._sparse(qc)} + {qc.tag}" if self.special(qc).quantize else f"{self._sparse(qc)}, 16-bit"
+    def repo_name(self, label, qc) -> str:
+        sp = self.special(qc)
+        sparse = f"{sp.pruner}-" + (sp.pattern.replace(':', 'of') if sp.pattern != 'unstructured' else f"{round(sp.sparsity * 100)}pct")
+        return f"{label}-{sparse}-" + (super().repo_name(label, qc)[len(label) + 1:].replace('Pruned', 'GPTQ') if sp.quantize else 'pruned')
 
 # %% ../nbs/07a_methods.ipynb #2a6b0014
 GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)

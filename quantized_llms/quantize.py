@@ -94,7 +94,7 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
     if 'real' in outputs and 'real' not in modes: shutil.rmtree(outputs.pop('real'), ignore_errors=True)   # only measured
     src_bytes = sum(t.numel() * t.element_size() for t in fp.state_dict().values())
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, method=lay.method.name,
-                  method_title=lay.method.title, scheme=qc.tag, repo_name=lay.quantized_name, quant=asdict(qc),
+                  method_title=lay.method.title, scheme=lay.method.scheme_tag(qc), repo_name=lay.quantized_name, quant=asdict(qc),
                   special=asdict(lay.method.special(qc)), warnings=warnings, notes=notes,
                   run=dict(seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes, peak_cuda_bytes=res.peak_cuda_bytes,
                            calib_tokens=int(calib.numel())),

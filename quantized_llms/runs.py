@@ -139,7 +139,7 @@ class Original(Variant):
 class Quantized(Variant):
     kind, stage = 'quantized', 'quantize'
     @property
-    def label(self) -> str: return f"{self.layout.method.repo_suffix} {self.cfg.quant.tag}"
+    def label(self) -> str: return f"{self.layout.method.repo_suffix} {self.layout.method.scheme_tag(self.cfg.quant)}"
     def path(self) -> Path:
         for mode in ('real', 'fake'):
             p = self.layout.quantized_dir(mode)
