@@ -31,10 +31,12 @@ def rows_of(run: Path) -> list:
         pos = 'real' if 'real' in r['positions'] else 'fake_quant'
         real = (r['outputs'].get('real') or {}).get('path')
         size = safetensors_bytes_16bit(Path(real)) if real and Path(real).is_dir() else None
+        estimated = size is None and r.get('estimated_bytes') is not None   # no packed file: what one would cost
+        if estimated: size = r['estimated_bytes']
         p = r['positions'][pos]
         sp = r['config']['quant'].get('special') or {}
         out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else '')
-                             + (' no clip' if sp.get('clip') is False else ''),
+                             + (' no clip' if sp.get('clip') is False else '') + (' (size estimated)' if estimated else ''),
                         run=run.parent.parent.name if run.parent.name == 'results' else run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
                         size_bytes=size, file_bytes=(r['outputs'].get('real') or {}).get('bytes'),
                         eval=(r['eval']['dataset'], r['eval']['split'], r['eval']['windows'], r['eval']['seq_len'],
@@ -93,7 +95,8 @@ def main():
     atomic_write_json(out/'pareto.json', dict(rows=rows, meta=meta))
     md = (f"# Quality per byte\n\nEvery row on the same {n} windows of {sl} tokens of {ds} ({split}); KLD and top-1 against "
           f"the original float model. Size: a GGUF file as written; a packed GPTQ checkpoint with its unquantized tensors "
-          f"at 16 bits. A GGUF file's size includes the types llama.cpp fell back to where rows are not a multiple of 256 "
+          f"at 16 bits; `(size estimated)`: no packed file exists (16-bit outlier columns, pruned float weights), and the size is "
+          f"what one would hold, counted by `methods.estimated_bytes` (a pruned model stored dense). A GGUF file's size includes the types llama.cpp fell back to where rows are not a multiple of 256 "
           f"(its gguf.md lists them). `frontier`: no other row is both smaller and better on that measure.\n\n" + markdown_table(table)
           + f"\n![quality against size](pareto.png)\n\nProduced by `{meta['command']}`, {meta['time_utc']}.\n")
     atomic_write_text(out/'pareto.md', md)

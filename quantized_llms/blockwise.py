@@ -355,25 +355,40 @@ def gptq_block_update(device: torch.device, kernel: str = 'auto'):
     return gptq_block_triton if kernel == 'triton' else gptq_block_torch
 
 # %% ../nbs/07_blockwise.ipynb #1fbe2395
+def _permuted_square(H: torch.Tensor, perm: torch.Tensor, slab: int = 1024) -> torch.Tensor:
+    "`H[perm][:, perm]` in one new matrix: a two-index gather would build (n x n) int64 index grids (5x the memory)."
+    out = H.index_select(0, perm)
+    for r in range(0, out.shape[0], slab): out[r:r + slab] = out[r:r + slab].index_select(1, perm)
+    return out
+
 @torch.no_grad()
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
                          order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
-                         kernel: str = 'auto', mse: float = 0.0, static_groups: bool = False) -> tuple:
+                         kernel: str = 'auto', mse: float = 0.0, static_groups: bool = False,
+                         outlier_fraction: float = 0.0) -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
     stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
     Rows are independent: linears that read one input can go through as one weight (their rows stacked).
     `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max.
     `static_groups`: groups are consecutive columns in the original order, each grid taken from the weights before any
-    column is rounded (GPTQModel's `static_groups`): with `desc_act` the checkpoint's `g_idx` stays in natural order."""
+    column is rounded (GPTQModel's `static_groups`): with `desc_act` the checkpoint's `g_idx` stays in natural order.
+    `outlier_fraction` > 0 (OWQ): that share of the columns, those with the largest `diag(H) · ‖W_j − RTN(W_j)‖²`, stays
+    unrounded and goes last, so every rounded column's error is spread into them too; the grid then holds their
+    indices as `kept` and `g_idx` -1 for them (a GPTQ checkpoint cannot store them: 16-bit columns need their own file)."""
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
     if static_groups and order == 'group_aware':
         raise ConfigError("static_groups: the group-aware order already keeps each group's columns together; use order "
                           "desc_act (or natural) with static groups")
+    if not 0 <= outlier_fraction < 0.5: raise ConfigError(f"outlier_fraction must be in [0, 0.5), got {outlier_fraction}")
+    if outlier_fraction and static_groups: raise ConfigError("outlier columns and static groups do not combine; use one of them")
+    if outlier_fraction and order == 'group_aware':     # its short last group would hold the most important columns
+        raise ConfigError("outlier columns: the group-aware order leaves the columns after the last whole group unsorted "
+                          "and last; use order desc_act (a model with 16-bit columns is not packed anyway) or natural")
     update = gptq_block_update(W.device, kernel)
     params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
     # Peak memory is counted in Hessians (a 8192-wide one is 0.27 GiB): the caller's is only read, one ordered copy
-    # is made in one gather, and the inverse is built in the factor's own buffer, as GPTQModel builds it
+    # is made (rows gathered, then columns a slab at a time), and the inverse is built in the factor's own buffer
     W, H = W.clone().float(), H.to(W.device, torch.float32)
     rows, cols = W.shape
     dead = torch.diag(H) == 0
@@ -386,10 +401,17 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
         for g0 in range(0, cols, gs):
             s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
         S_all, Z_all = torch.stack(scales), torch.stack(zeros)
-    perm = None
-    if order == 'desc_act': perm = torch.argsort(diag, descending=True)
+    perm, n_keep = None, round(outlier_fraction * cols)
+    if n_keep:          # OWQ's weak columns last, the others in the asked order
+        err = (W - quantize_tensor(W, QuantSpec(spec.bits, spec.sym, 'per_channel'))).pow(2).sum(0)
+        keep = torch.argsort(diag * err, descending=True)[:n_keep]
+        rest = torch.ones(cols, dtype=torch.bool, device=W.device); rest[keep] = False
+        rest = rest.nonzero().squeeze(1)
+        if order == 'desc_act': rest = rest[torch.argsort(diag[rest], descending=True)]
+        perm = torch.cat([rest, keep])
+    elif order == 'desc_act': perm = torch.argsort(diag, descending=True)
     elif order == 'group_aware' and spec.granularity == 'per_group': perm = gar_permutation(diag, gs)
-    if perm is not None: W, H, dead = W[:, perm], H[perm[:, None], perm[None, :]], dead[perm]
+    if perm is not None: W, H, dead = W[:, perm], _permuted_square(H, perm), dead[perm]
     else: H = H.clone()
     H[dead, dead] = 1
     H[range(cols), range(cols)] += damp_percent * torch.mean(torch.diag(H))
@@ -398,16 +420,17 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     Hinv = torch.linalg.cholesky(L, upper=True); del L
     Q, losses = torch.zeros_like(W), torch.zeros_like(W)
     if per_tensor:
-        s, z = params(W.reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
+        s, z = params(W[:, :cols - n_keep].reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
     if static: orig_col = perm.tolist() if perm is not None else range(cols)
-    for i1 in range(0, cols, blocksize):
-        i2 = min(i1 + blocksize, cols)
+    n_q = cols - n_keep     # the rounded columns; the kept ones only take the others' errors
+    for i1 in range(0, n_q, blocksize):
+        i2 = min(i1 + blocksize, n_q)
         if static:              # column c (processing order) rounds on the grid of its original group
             S1, Z1, col_group = S_all, Z_all, [orig_col[c] // gs for c in range(i1, i2)]
         else:
             if not per_tensor:  # as the reference: each group's grid from W as it is when the block starts
                 for g0 in range(-(-i1 // gs) * gs, i2, gs):
-                    s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
+                    s, z = params(W[:, g0:min(g0 + gs, n_q)]); scales.append(s); zeros.append(z)
             g_lo = 0 if per_tensor else i1 // gs
             col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
             g_hi = col_group[-1] + g_lo + 1
@@ -415,10 +438,15 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
         Q1, Err1, L1 = update(W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2], S1, Z1, col_group, spec.maxq)
         Q[:, i1:i2], losses[:, i1:i2] = Q1, L1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    Q[:, n_q:] = W[:, n_q:]
     if perm is not None: Q = Q[:, torch.argsort(perm)]
     loss = losses.sum().item()
     if not return_grid: return Q, loss
     S, Z = torch.stack(scales, 1), torch.stack(zeros, 1)
+    if n_keep:      # groups in the processing order; the kept columns in none
+        g_idx = torch.full((cols,), -1, dtype=torch.int32, device=W.device)
+        g_idx[perm[:n_q]] = (torch.arange(n_q, device=W.device) // gs).int()
+        return Q, loss, dict(scale=S, zero=Z, g_idx=g_idx, kept=keep)
     g_idx = torch.arange(cols, device=W.device) // gs
     if static: pass             # grids and g_idx already in the original order
     elif order == 'desc_act': g_idx = torch.empty_like(g_idx); g_idx[perm] = torch.arange(cols, device=W.device) // gs
@@ -464,6 +492,7 @@ class GPTQ(Algorithm):
         hessian_per_window: bool = True    # xᵀx per calibration window, as GPTQModel sums it
         mse: float = 0.0                   # > 0: search each group's grid for the least error to this power (GPTQModel's mse)
         static_groups: bool = False        # grids of the original consecutive groups, from the unrounded weights
+        outlier_fraction: float = 0.0      # OWQ: this share of each weight's input columns kept unrounded
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
@@ -474,13 +503,14 @@ class GPTQ(Algorithm):
                 ws = [lins[n].weight for n in names]
                 Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
                                                      return_grid=True, kernel=c.kernel, mse=c.mse,
-                                                     static_groups=c.static_groups)
+                                                     static_groups=c.static_groups, outlier_fraction=c.outlier_fraction)
                 losses['+'.join(names)] = loss
                 r0 = 0
                 for n, w in zip(names, ws):
                     r1 = r0 + w.shape[0]
                     w.copy_(Q[r0:r1].to(w.dtype))
-                    self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'])
+                    self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'],
+                                               **({'kept': grid['kept']} if 'kept' in grid else {}))
                     r0 = r1
         return dict(loss=losses)
 

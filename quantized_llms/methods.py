@@ -17,8 +17,8 @@ from .pruning import PRUNERS, parse_pattern, pattern_sparsity     # registers th
 
 # %% auto #0
 __all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
-           'linear_in_features', 'Method', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ', 'HQQ', 'RTN',
-           'SmoothQuant', 'Prune', 'GPTQModelMethod']
+           'linear_in_features', 'Method', 'estimated_bytes', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ',
+           'HQQ', 'RTN', 'SmoothQuant', 'Prune', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -43,6 +43,7 @@ class QuantizeResult:
     peak_rss_bytes: Optional[int] = None
     peak_cuda_bytes: Optional[int] = None
     notes: list = field(default_factory=list)
+    estimated_bytes: Optional[int] = None   # what a file of the model would cost (see `estimated_bytes`)
 
 # %% ../nbs/07a_methods.ipynb #2a6b0010
 METHODS = {}
@@ -86,6 +87,8 @@ class Method:
         if qc.act is not None: real = 'activation-quantized models have no packed format (save fake instead)'
         elif qc.weight.bits not in (2, 4, 8): real = f'the packed format here holds 2, 4 or 8 bits, not {qc.weight.bits}'
         elif qc.weight.granularity == 'per_tensor': real = 'the packed format has no per-tensor grid'
+        elif getattr(self.special(qc), 'outlier_fraction', 0):
+            real = 'the packed GPTQ format cannot hold 16-bit outlier columns (save fake; the size is estimated)'
         return {'real': real, 'fake': None,
                 'transformed': None if self.transforms else f'{self.name} does not transform the float weights'}
 
@@ -122,7 +125,8 @@ class Method:
 
     def scheme_tag(self, qc: QuantConfig) -> str:
         "What the model is, in the words tables and cards use: the grid ('W4 g128'); methods that do more say so."
-        return qc.tag
+        f = getattr(self.special(qc), 'outlier_fraction', 0)
+        return qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
 
     def repo_name(self, label: str, qc: QuantConfig) -> str:
         "The Hub convention: '<model>-GPTQ' for the default 4-bit g128, the scheme spelled out otherwise."
@@ -137,6 +141,18 @@ class Method:
 # %% ../nbs/07a_methods.ipynb #2a6b0012
 def _module_names(model) -> dict:
     return {m: n for n, m in model.named_modules()}
+
+def estimated_bytes(model, grids: dict, spec: QuantSpec) -> int:
+    """Bytes of the model in a file: each linear with a grid at `spec.bits` a weight plus its 16-bit scales, `bits`-wide
+    zeros and a 32-bit group index per input (as a GPTQ checkpoint packs them), its kept columns (OWQ) at 16 bits with a
+    32-bit index each; every other parameter at 16 bits (dense: zeros of a pruned model cost as much as any weight)."""
+    total, gridded = 0, set()
+    for lin, g in grids.items():
+        rows, cols = lin.weight.shape
+        kept = len(g.get('kept', ()))
+        total += ((cols - kept) * rows * spec.bits + g['scale'].numel() * (16 + spec.bits)) // 8 + cols * 4 + kept * (rows * 2 + 4)
+        gridded.add(id(lin.weight))
+    return total + sum(p.numel() * 2 for p in model.parameters() if id(p) not in gridded)
 
 class EngineMethod(Method):
     "A method of the block-wise engine (`blockwise.ALGORITHMS[algorithm]`)."
@@ -159,7 +175,8 @@ class EngineMethod(Method):
             if self.transforms:
                 if job.keep_transformed: transformed = copy.deepcopy(model)
                 alg.quantize_weights(model)
-        res = QuantizeResult(model.eval(), transformed, None, round(m.seconds, 1), m.peak_rss_bytes, m.peak_cuda_bytes)
+        res = QuantizeResult(model.eval(), transformed, None, round(m.seconds, 1), m.peak_rss_bytes, m.peak_cuda_bytes,
+                             estimated_bytes=estimated_bytes(model, alg.grids, qc.weight))
         if job.real_dir is not None:
             names = _module_names(model)
             grids = {names[lin]: g for lin, g in alg.grids.items()}
@@ -193,8 +210,16 @@ class GPTQ(EngineMethod):
         kernel: str = 'auto'            # the column loop: torch, or triton on CUDA (auto: triton where it can run)
         hessian_per_window: bool = True  # xᵀx per calibration window, summed as GPTQModel sums it (same checkpoint on a CPU)
         stack_shared_input: bool = True  # q/k/v (gate/up) through GPTQ as one stacked weight
+        outlier_fraction: float = 0.0    # OWQ: this share of each weight's input columns kept in 16 bits (fake only)
         def validate(self, where):
             super().validate(where)
+            if not 0 <= self.outlier_fraction < 0.5:
+                raise ConfigError(f"{where}.outlier_fraction: must be in [0, 0.5) (0.01 keeps 1% of the columns), got {self.outlier_fraction}")
+            if self.outlier_fraction and self.order == 'group_aware':
+                raise ConfigError(f"{where}.order: with outlier columns use desc_act (or natural): the group-aware order "
+                                  f"leaves the columns after its last whole group unsorted")
+            if self.outlier_fraction and self.static_groups:
+                raise ConfigError(f"{where}.static_groups: outlier columns and static groups do not combine")
             if self.kernel not in ('auto', 'torch', 'triton'):
                 raise ConfigError(f"{where}.kernel: must be auto, torch or triton, got {self.kernel!r}")
 
@@ -276,6 +301,12 @@ class Prune(EngineMethod):
             except ConfigError as e: raise ConfigError(f"{where}: {e}") from None
             if not 0 < self.damp_percent < 1: raise ConfigError(f"{where}.damp_percent: must be in (0, 1), got {self.damp_percent}")
             if self.mse < 0: raise ConfigError(f"{where}.mse: must be 0 (min-max grid) or a positive norm such as 2.4, got {self.mse}")
+    def special(self, qc):
+        p = (qc.special or {}).get('pattern')
+        if isinstance(p, int) and not isinstance(p, bool):     # YAML 1.1 reads 2:4 as 2 * 60 + 4
+            raise ConfigError(f"quant.special.pattern: got the number {p}; YAML reads an unquoted N:M as a base-60 number: "
+                              f"quote it (pattern: '2:4')")
+        return super().special(qc)
     def algorithm_kwargs(self, qc):
         sp = asdict(self.special(qc))
         return dict(sp, weight=qc.weight if sp.pop('quantize') else None)

@@ -101,7 +101,7 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
                   positions={('pretrain' if k == 'reference' else k): v for k, v in cmp.items()},
                   eval=dict(dataset=e.path or e.name, split=e.split, seq_len=e.seq_len, windows=len(windows),
                             tokens=cmp['reference']['n_tokens']),
-                  calib_dataset=cfg.calib.path or cfg.calib.name, source_bytes=src_bytes,
+                  calib_dataset=cfg.calib.path or cfg.calib.name, source_bytes=src_bytes, estimated_bytes=res.estimated_bytes,
                   outputs={m: dict(path=str(p), bytes=dir_size_bytes(p), digest=weights_digest(p)) for m, p in outputs.items()},
                   config=cfg.to_dict())
     write_result(lay.results, 'quantize', record, quantize_markdown(record), command)
