@@ -152,16 +152,25 @@ class Prune(Algorithm):
             names = group if isinstance(group, list) else group.names
             H = _accumulate_hessian(block, names[0], hidden, kwargs) if sweep else None
             col_sq = _input_sq_norms(block, names[0], hidden, kwargs) if c.pruner == 'wanda' and not sweep else None
+            masks = {}
             for n in names:
                 w = lins[n].weight
-                mask = None
-                if c.pruner == 'magnitude': mask = prune_mask(w.float().abs(), c.sparsity, c.pattern, per_row=False)
-                elif c.pruner == 'wanda': mask = prune_mask(wanda_scores(w, torch.diag(H) if sweep else col_sq), c.sparsity, c.pattern)
-                if not sweep:
-                    w.masked_fill_(mask, 0); share[n] = mask.float().mean().item()
-                    continue
-                new, mask, loss, *grid = sparsegpt_prune_weight(w, H, c.sparsity, c.pattern, mask, c.weight, c.damp_percent,
-                                                                c.blocksize, c.mse)
-                w.copy_(new.to(w.dtype)); losses[n], share[n] = loss, mask.float().mean().item()
-                if grid: self.grids[lins[n]] = grid[0]
+                if c.pruner == 'magnitude': masks[n] = prune_mask(w.float().abs(), c.sparsity, c.pattern, per_row=False)
+                elif c.pruner == 'wanda': masks[n] = prune_mask(wanda_scores(w, torch.diag(H) if sweep else col_sq), c.sparsity, c.pattern)
+                if not sweep: w.masked_fill_(masks[n], 0); share[n] = masks[n].float().mean().item()
+            if not sweep: continue
+            # rows are independent once the masks are fixed or chosen row by row (N:M): the group's linears sweep as one
+            # stacked weight; SparseGPT's unstructured mask compares across rows, so each of its linears sweeps alone
+            row_wise = bool(masks) or parse_pattern(c.pattern) is not None
+            for part in ([names] if row_wise else [[n] for n in names]):
+                ws = [lins[n].weight for n in part]
+                new, mask, loss, *grid = sparsegpt_prune_weight(torch.cat(ws), H, c.sparsity, c.pattern,
+                                                                torch.cat([masks[n] for n in part]) if masks else None,
+                                                                c.weight, c.damp_percent, c.blocksize, c.mse)
+                losses['+'.join(part)], r0 = loss, 0
+                for n, w in zip(part, ws):
+                    r1 = r0 + w.shape[0]
+                    w.copy_(new[r0:r1].to(w.dtype)); share[n] = mask[r0:r1].float().mean().item()
+                    if grid: self.grids[lins[n]] = dict(scale=grid[0]['scale'][r0:r1], zero=grid[0]['zero'][r0:r1], g_idx=grid[0]['g_idx'])
+                    r0 = r1
         return dict(loss=losses, sparsity=share)
