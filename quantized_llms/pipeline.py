@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_pipeline.ipynb #467c6c7e
 from __future__ import annotations
-import argparse, contextlib, fcntl, gc, itertools, json, os, sys, time
+import argparse, contextlib, fcntl, gc, itertools, json, os, re, sys, time
 from pathlib import Path
 from typing import Optional
 import torch
@@ -356,7 +356,8 @@ def sweep_configs(cfg: RunConfig, sweep: dict) -> list:
     "(run id, RunConfig) for every combination of the sweep's values (keys like 'quant.method'); each is validated."
     keys, out = list(sweep), []
     for values in itertools.product(*(sweep[k] for k in keys)):
-        rid = '_'.join(f"{k.split('.')[-1]}-{Path(str(v)).name}" for k, v in zip(keys, values)) or 'run'
+        # a folder name every file system takes (no ':' of an N:M pattern, which Windows refuses)
+        rid = '_'.join(f"{k.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9._=+-]', '-', Path(str(v)).name)}" for k, v in zip(keys, values)) or 'run'
         try: out.append((rid, apply_settings(cfg, dict(zip(keys, values)))))
         except ConfigError as e: raise ConfigError(f"--sweep {rid}: {e}") from None
     return out
