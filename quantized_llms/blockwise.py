@@ -19,8 +19,9 @@ from .quantizers import (minmax_params, mse_params, hqq_round, fake_quantize, qu
 __all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
            'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs',
            'collect_inputs', 'RTN', 'HQQ', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton',
-           'gptq_block_update', 'gptq_quantize_weight', 'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale',
-           'TransformThenRound', 'AWQ', 'AWQThenGPTQ', 'smoothquant_scale', 'SmoothQuant', 'quantize_model']
+           'gptq_block_update', 'grid_params', 'stacked_rows', 'grid_rows', 'gptq_quantize_weight', 'GPTQ',
+           'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ', 'AWQThenGPTQ',
+           'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
 class _Stop(Exception): pass
@@ -355,6 +356,19 @@ def gptq_block_update(device: torch.device, kernel: str = 'auto'):
     return gptq_block_triton if kernel == 'triton' else gptq_block_torch
 
 # %% ../nbs/07_blockwise.ipynb #1fbe2395
+def grid_params(spec: QuantSpec, mse: float = 0.0):
+    "The function giving a group's (scale, zero): searched (`mse_params`, that norm) when `mse` > 0, else min-max."
+    return (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
+
+def stacked_rows(weights: list) -> list:
+    "The row slice of each weight in `torch.cat(weights)`: where its part of a stacked result lies."
+    ends = torch.tensor([w.shape[0] for w in weights]).cumsum(0).tolist()
+    return [slice(e - w.shape[0], e) for w, e in zip(weights, ends)]
+
+def grid_rows(grid: dict, rows: slice) -> dict:
+    "The grid of some output rows of a stacked weight: scales and zeros sliced, the per-input entries shared."
+    return {k: v[rows] if k in ('scale', 'zero') else v for k, v in grid.items()}
+
 def _permuted_square(H: torch.Tensor, perm: torch.Tensor, slab: int = 1024) -> torch.Tensor:
     "`H[perm][:, perm]` in one new matrix: a two-index gather would build (n x n) int64 index grids (5x the memory)."
     out = H.index_select(0, perm)
@@ -386,7 +400,7 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
         raise ConfigError("outlier columns: the group-aware order leaves the columns after the last whole group unsorted "
                           "and last; use order desc_act (a model with 16-bit columns is not packed anyway) or natural")
     update = gptq_block_update(W.device, kernel)
-    params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
+    params = grid_params(spec, mse)
     # Peak memory is counted in Hessians (a 8192-wide one is 0.27 GiB): the caller's is only read, one ordered copy
     # is made (rows gathered, then columns a slab at a time), and the inverse is built in the factor's own buffer
     W, H = W.clone().float(), H.to(W.device, torch.float32)
@@ -505,13 +519,8 @@ class GPTQ(Algorithm):
                                                      return_grid=True, kernel=c.kernel, mse=c.mse,
                                                      static_groups=c.static_groups, outlier_fraction=c.outlier_fraction)
                 losses['+'.join(names)] = loss
-                r0 = 0
-                for n, w in zip(names, ws):
-                    r1 = r0 + w.shape[0]
-                    w.copy_(Q[r0:r1].to(w.dtype))
-                    self.grids[lins[n]] = dict(scale=grid['scale'][r0:r1], zero=grid['zero'][r0:r1], g_idx=grid['g_idx'],
-                                               **({'kept': grid['kept']} if 'kept' in grid else {}))
-                    r0 = r1
+                for n, w, rows in zip(names, ws, stacked_rows(ws)):
+                    w.copy_(Q[rows].to(w.dtype)); self.grids[lins[n]] = grid_rows(grid, rows)
         return dict(loss=losses)
 
 # %% ../nbs/07_blockwise.ipynb #fca7e814

@@ -87,8 +87,6 @@ class Method:
         if qc.act is not None: real = 'activation-quantized models have no packed format (save fake instead)'
         elif qc.weight.bits not in (2, 4, 8): real = f'the packed format here holds 2, 4 or 8 bits, not {qc.weight.bits}'
         elif qc.weight.granularity == 'per_tensor': real = 'the packed format has no per-tensor grid'
-        elif getattr(self.special(qc), 'outlier_fraction', 0):
-            real = 'the packed GPTQ format cannot hold 16-bit outlier columns (save fake; the size is estimated)'
         return {'real': real, 'fake': None,
                 'transformed': None if self.transforms else f'{self.name} does not transform the float weights'}
 
@@ -125,8 +123,7 @@ class Method:
 
     def scheme_tag(self, qc: QuantConfig) -> str:
         "What the model is, in the words tables and cards use: the grid ('W4 g128'); methods that do more say so."
-        f = getattr(self.special(qc), 'outlier_fraction', 0)
-        return qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
+        return qc.tag
 
     def repo_name(self, label: str, qc: QuantConfig) -> str:
         "The Hub convention: '<model>-GPTQ' for the default 4-bit g128, the scheme spelled out otherwise."
@@ -157,6 +154,15 @@ def estimated_bytes(model, grids: dict, spec: QuantSpec) -> int:
 class EngineMethod(Method):
     "A method of the block-wise engine (`blockwise.ALGORITHMS[algorithm]`)."
     algorithm = ''
+    # GPTQ's outlier columns (`outlier_fraction`, in the specials of gptq and awq_gptq) are the engine's alone
+    def save_modes(self, qc: QuantConfig) -> dict:
+        modes = super().save_modes(qc)
+        if modes['real'] is None and getattr(self.special(qc), 'outlier_fraction', 0):
+            modes['real'] = 'the packed GPTQ format cannot hold 16-bit outlier columns (save fake; the size is estimated)'
+        return modes
+    def scheme_tag(self, qc: QuantConfig) -> str:
+        f = getattr(self.special(qc), 'outlier_fraction', 0)
+        return qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
     def algorithm_kwargs(self, qc: QuantConfig) -> dict:
         kw = dict(weight=qc.weight, **asdict(self.special(qc)))
         if self.act != 'never': kw['act'] = qc.act

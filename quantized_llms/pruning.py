@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Optional
 import torch
 from .core import ConfigError, QuantSpec
-from .quantizers import minmax_params, mse_params, fake_quantize, block_linears
-from .blockwise import Algorithm, register, linear_groups, feed_linear_inputs, _accumulate_hessian
+from .quantizers import minmax_params, fake_quantize, block_linears
+from .blockwise import (Algorithm, register, linear_groups, feed_linear_inputs, _accumulate_hessian, grid_params,
+                                      stacked_rows, grid_rows)
 
 # %% auto #0
 __all__ = ['PRUNERS', 'parse_pattern', 'pattern_sparsity', 'prune_mask', 'wanda_scores', 'sparsegpt_prune_weight', 'Prune']
@@ -83,7 +84,7 @@ def sparsegpt_prune_weight(W: torch.Tensor, H: torch.Tensor, sparsity: float = 0
     torch.cholesky_inverse(L, out=L)
     Hinv = torch.linalg.cholesky(L, upper=True); del L
     gs = None if spec is None else spec.group_size if spec.granularity == 'per_group' else cols
-    params = (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
+    params = grid_params(spec, mse) if spec is not None else None
     scales, zeros = [], []
     pruned = torch.zeros_like(W, dtype=torch.bool)
     losses = torch.zeros(rows, device=W.device)
@@ -147,9 +148,8 @@ class Prune(Algorithm):
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses, share = self.config, block_linears(block), {}, {}
         sweep = c.pruner == 'sparsegpt' or c.weight is not None
-        groups = linear_groups(block, hidden[0], kwargs[0]) if self.reads_data else [[n] for n in lins]
-        for group in groups:
-            names = group if isinstance(group, list) else group.names
+        groups = [g.names for g in linear_groups(block, hidden[0], kwargs[0])] if self.reads_data else [[n] for n in lins]
+        for names in groups:
             H = _accumulate_hessian(block, names[0], hidden, kwargs) if sweep else None
             col_sq = _input_sq_norms(block, names[0], hidden, kwargs) if c.pruner == 'wanda' and not sweep else None
             masks = {}
@@ -167,10 +167,8 @@ class Prune(Algorithm):
                 new, mask, loss, *grid = sparsegpt_prune_weight(torch.cat(ws), H, c.sparsity, c.pattern,
                                                                 torch.cat([masks[n] for n in part]) if masks else None,
                                                                 c.weight, c.damp_percent, c.blocksize, c.mse)
-                losses['+'.join(part)], r0 = loss, 0
-                for n, w in zip(part, ws):
-                    r1 = r0 + w.shape[0]
-                    w.copy_(new[r0:r1].to(w.dtype)); share[n] = mask[r0:r1].float().mean().item()
-                    if grid: self.grids[lins[n]] = dict(scale=grid[0]['scale'][r0:r1], zero=grid[0]['zero'][r0:r1], g_idx=grid[0]['g_idx'])
-                    r0 = r1
+                losses['+'.join(part)] = loss
+                for n, w, rows in zip(part, ws, stacked_rows(ws)):
+                    w.copy_(new[rows].to(w.dtype)); share[n] = mask[rows].float().mean().item()
+                    if grid: self.grids[lins[n]] = grid_rows(grid[0], rows)
         return dict(loss=losses, sparsity=share)
