@@ -74,7 +74,8 @@ def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings
     from quantized_llms.core import Measure, QuantSpec
     from quantized_llms.gptq_format import save_gptq_checkpoint
     model = copy.deepcopy(model)
-    alg = blockwise.get_algorithm(algo, weight=QuantSpec(4, True, 'per_group', 128), **(settings or {}))
+    weight = {} if algo == 'smoothquant' else dict(weight=QuantSpec(4, True, 'per_group', 128))   # SmoothQuant: its W8A8
+    alg = blockwise.get_algorithm(algo, **weight, **(settings or {}))
     restore = []
     if profile is not None:
         restore = [(blockwise, n, profile.wrap(blockwise, n, ph)) for n, ph in
@@ -86,11 +87,17 @@ def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings
             blockwise.quantize_model(model, calib, alg, batch_size=batch_size, device=device)
             names = {mod: n for n, mod in model.named_modules()}
             t0 = time.perf_counter()
-            save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.config.weight, out_dir)
-            if profile is not None: profile.t['packing and saving the checkpoint'] += time.perf_counter() - t0
+            if getattr(alg.config, 'act', None) is None:    # a packed checkpoint holds weight-only models
+                save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.config.weight, out_dir)
+                if profile is not None: profile.t['packing and saving the checkpoint'] += time.perf_counter() - t0
     finally:
         for mod, n, f in restore: setattr(mod, n, f)
     return dict(seconds=m.seconds, peak_rss_bytes=m.peak_rss_bytes, peak_cuda_bytes=m.peak_cuda_bytes)
+
+QUANT_TEXT = {'gptq': 'W4 g128 sym, damp 0.01, group-aware order',
+              'awq': 'W4 g128 sym, scale search on 8192 sampled tokens, clipping on 512',
+              'rtn': 'W4 g128 sym',
+              'smoothquant': 'W8 per-channel, A8 per-token (fake-quantized), alpha 0.5; no packed checkpoint'}
 
 def parse_variants(text: str) -> list:
     "'stack_shared_input=false;kernel=torch,batch_size=1' -> [{'stack_shared_input': False}, {'kernel': 'torch', 'batch_size': 1}]."
@@ -137,7 +144,7 @@ def main():
     work = Path(tempfile.mkdtemp())
     if torch.device(a.device).type == 'cuda':      # warm-up on 2 layers: kernel builds out of the timed runs
         m2, t2, c2, cal2 = build(a.shape, work, n_layers=2, save=not a.skip_gptqmodel)
-        t0 = time.perf_counter(); ours(m2, t2, cal2[:16], work/'warm-ours', a.device); w_ours = time.perf_counter() - t0
+        t0 = time.perf_counter(); ours(m2, t2, cal2[:16], work/'warm-ours', a.device, algo=a.algo); w_ours = time.perf_counter() - t0
         w_ref = None
         if not a.skip_gptqmodel:
             t0 = time.perf_counter(); gptqmodel(m2, t2, c2, cal2[:16], work/'warm-ref', a.device); w_ref = time.perf_counter() - t0
@@ -161,7 +168,7 @@ def main():
     else: same = None
     rec = dict(shape=a.shape, device=a.device, n_params=model.num_parameters(), dtype=str(model.dtype),
                weights='real' if a.shape == 'smollm2-135m' else 'random (shape of the published config)',
-               calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant='W4 g128 sym, damp 0.01, group-aware order',
+               calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant=QUANT_TEXT.get(a.algo, QUANT_TEXT['gptq']),
                algo=a.algo, runs=runs, packed=same, variants=variants, meta=run_metadata('python benchmarks/engine_speed.py ' + ' '.join(sys.argv[1:])))
     peak = lambda r: (f"{r['peak_cuda_bytes'] / 2**30:.2f}" if r['peak_cuda_bytes'] else '—')
     rows = [dict(implementation={'ours': f'quantized_llms block-wise {a.algo.upper()}', 'gptqmodel': 'GPTQModel 7.7.0'}[k],
@@ -171,9 +178,10 @@ def main():
     phases = [dict(phase=k, seconds=v) for k, v in runs['ours']['phases'].items()]
     phases.append(dict(phase='the rest (block forwards for the next inputs, moving blocks to and from the GPU)',
                        seconds=round(runs['ours']['seconds'] - sum(runs['ours']['phases'].values()), 2)))
-    md = (f"# Block-wise GPTQ against GPTQModel: {a.shape}\n\n{rec['n_params'] / 1e6:.0f}M parameters ({rec['weights']}, "
-          f"{rec['dtype']}), {rec['calib']} of calibration, {rec['quant']}, on {rec['meta']['device']}. Both include "
-          f"writing the packed checkpoint; GPTQModel's time includes loading the checkpoint it quantizes.\n\n"
+    md = (f"# Block-wise {a.algo.upper()}{' against GPTQModel' if same else ''}: {a.shape}\n\n{rec['n_params'] / 1e6:.0f}M parameters ({rec['weights']}, "
+          f"{rec['dtype']}), {rec['calib']} of calibration, {rec['quant']}, on {rec['meta']['device']}. "
+          + ("Both include writing the packed checkpoint; GPTQModel's time includes loading the checkpoint it quantizes.\n\n"
+             if same else "The time includes writing the packed checkpoint, where the algorithm has one.\n\n")
           + markdown_table(rows) + "\nWhere our time goes:\n\n" + markdown_table(phases)
           + (f"\nPacked checkpoints: {'identical' if same['identical'] else 'different'} ({same['tensors']} tensors; "
              f"{same['differing']} differ; {same['differing_codes']} of {same['codes']} 4-bit codes differ).\n" if same else '')
@@ -183,7 +191,8 @@ def main():
               differing_tensors=r['packed']['differing']) for r in variants])) if variants else '')
           + f"\nProduced by `{rec['meta']['command']}` on {rec['meta']['device']}, {rec['meta']['time_utc']}.\n")
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out/'engine_speed.json', rec); atomic_write_text(out/'engine_speed.md', md)
+    stem = 'engine_speed' if a.algo == 'gptq' else f'engine_speed-{a.algo}'     # one record per algorithm
+    atomic_write_json(out/f'{stem}.json', rec); atomic_write_text(out/f'{stem}.md', md)
     print(md)
 
 if __name__ == '__main__': main()
