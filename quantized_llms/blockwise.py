@@ -97,6 +97,8 @@ class Algorithm:
     def __init__(self, config=None, **kw):
         self.config = config or self.Config(**kw)
         self.grids = {}     # linear -> its integer grid, for weight-only algorithms
+    def prepare(self, model) -> None:
+        "Run once on the whole model before the first block's inputs are captured (e.g. a rotation fused into it)."
     def calibrate_block(self, block, hidden: list, kwargs: list) -> dict:
         "The engine's step: change `block` in place, return statistics."
         raise NotImplementedError(f'{self.name} has no block step')
@@ -170,6 +172,7 @@ def run_blockwise(model, calib: torch.Tensor, algorithm: Algorithm, batch_size: 
     home = next(model.parameters()).device
     device = home if device is None else torch.device(device)
     algorithm.grids = {}        # this run's grids only (an algorithm object may be run twice)
+    algorithm.prepare(model)
     was_cache = getattr(model.config, 'use_cache', None)
     model.config.use_cache = False
     stats = []

@@ -14,11 +14,12 @@ from .core import (ConfigError, DataError, UnsupportedArchitectureError, Quantiz
 from .gptq_format import save_gptq_checkpoint, load_gptq_dequantized, _import_gptqmodel
 from .blockwise import get_algorithm, quantize_model
 from .pruning import PRUNERS, parse_pattern, pattern_sparsity     # registers the engine's `prune`
+import quantized_llms.rotation     # registers the engine's `quarot`
 
 # %% auto #0
-__all__ = ['METHODS', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method', 'get_method',
-           'linear_in_features', 'Method', 'estimated_bytes', 'EngineMethod', 'GPTQSettings', 'GPTQ', 'AWQ', 'AWQGPTQ',
-           'HQQ', 'RTN', 'SmoothQuant', 'Prune', 'GPTQModelMethod']
+__all__ = ['METHODS', 'LAYERNORM_MODEL_TYPES', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method',
+           'get_method', 'linear_in_features', 'Method', 'estimated_bytes', 'EngineMethod', 'GPTQSettings', 'GPTQ',
+           'AWQ', 'AWQGPTQ', 'HQQ', 'RTN', 'SmoothQuant', 'Prune', 'QuaRotMethod', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -337,6 +338,34 @@ class Prune(EngineMethod):
         sp = self.special(qc)
         sparse = f"{sp.pruner}-" + (sp.pattern.replace(':', 'of') if sp.pattern != 'unstructured' else f"{round(sp.sparsity * 100)}pct")
         return f"{label}-{sparse}-" + (super().repo_name(label, qc)[len(label) + 1:].replace('Pruned', 'GPTQ') if sp.quantize else 'pruned')
+
+# %% ../nbs/07a_methods.ipynb #2d74b48a
+LAYERNORM_MODEL_TYPES = ('gpt_bigcode', 'gpt2', 'opt', 'gpt_neox', 'gptj', 'bloom', 'falcon', 'phi', 'starcoder2')
+
+@register_method
+class QuaRotMethod(EngineMethod):
+    "QuaRot: a fused randomized Hadamard rotation of the residual stream, then GPTQ (or RTN) rounding."
+    name, title, repo_suffix, algorithm, needs_hessian = 'quarot', 'QuaRot', 'QuaRot', 'quarot', True
+    granularities = ('per_group', 'per_channel')
+    @dataclass
+    class Special(GPTQ.Special):
+        rounding: str = 'gptq'        # gptq | rtn
+        seed: int = 0                 # of the random signs (or of the random orthogonal matrix)
+        rotation: str = 'hadamard'    # hadamard | random
+        def validate(self, where):
+            super().validate(where)
+            if self.rounding not in ('gptq', 'rtn'): raise ConfigError(f"{where}.rounding: must be gptq or rtn, got {self.rounding!r}")
+            if self.rotation not in ('hadamard', 'random'):
+                raise ConfigError(f"{where}.rotation: must be hadamard or random, got {self.rotation!r}")
+    def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
+        mt = getattr(model_config, 'model_type', None)
+        if mt in LAYERNORM_MODEL_TYPES:
+            raise ConfigError(f"quant.method quarot: {mt} uses LayerNorm, which a rotation of the residual stream does not "
+                              f"commute with; rotate an RMSNorm model (llama, mistral, qwen2, gemma) or use gptq or awq_gptq")
+        return super().check(qc, save_modes, model_config, n_calib_tokens)
+    def scheme_tag(self, qc) -> str:
+        sp = self.special(qc)
+        return f"{sp.rotation} rotation + {sp.rounding.upper()} {super().scheme_tag(qc)}"
 
 # %% ../nbs/07a_methods.ipynb #2a6b0014
 GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)
