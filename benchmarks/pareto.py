@@ -23,6 +23,22 @@ def safetensors_bytes_16bit(folder: Path) -> int:
             total += size
     return total
 
+def config_estimated_bytes(r: dict) -> int:
+    """`methods.estimated_bytes` of a quantize record's method as packed from its model's config alone (a model on the
+    meta device, every block linear on the record's grid): for records written before they kept `estimated_bytes`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from quantized_llms.core import QuantSpec
+    from quantized_llms.models import load_config
+    from quantized_llms.methods import estimated_bytes
+    from quantized_llms.quantizers import transformer_blocks, block_linears
+    spec = QuantSpec(**r['config']['quant']['weight'])
+    with torch.device('meta'): model = AutoModelForCausalLM.from_config(load_config(r['config']['model']['name']))
+    groups = lambda cols: 1 if spec.granularity != 'per_group' else -(-cols // spec.group_size)
+    grids = {lin: {'scale': torch.empty(lin.out_features, groups(lin.in_features), device='meta')}
+             for b in transformer_blocks(model) for lin in block_linears(b).values()}
+    return estimated_bytes(model, grids, spec)
+
 def rows_of(run: Path) -> list:
     out = []
     q = run/'quantize.json'
@@ -33,6 +49,8 @@ def rows_of(run: Path) -> list:
         size = safetensors_bytes_16bit(Path(real)) if real and Path(real).is_dir() else None
         estimated = size is None and r.get('estimated_bytes') is not None   # no packed file: what one would cost
         if estimated: size = r['estimated_bytes']
+        elif size is None and r['method'] != 'gptqmodel':
+            size, estimated = config_estimated_bytes(r), True
         p = r['positions'][pos]
         sp = r['config']['quant'].get('special') or {}
         out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else '')

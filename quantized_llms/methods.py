@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_methods.ipynb #2a6b0005
 from __future__ import annotations
-import contextlib, copy, difflib, os, shutil, tempfile
+import contextlib, copy, dataclasses, difflib, os, shutil, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Optional
@@ -355,6 +355,9 @@ class QuaRotMethod(EngineMethod):
         def validate(self, where):
             super().validate(where)
             if self.rounding not in ('gptq', 'rtn'): raise ConfigError(f"{where}.rounding: must be gptq or rtn, got {self.rounding!r}")
+            gptq_only = [f.name for f in dataclasses.fields(GPTQ.Special) if getattr(self, f.name) != f.default]
+            if self.rounding == 'rtn' and gptq_only:
+                raise ConfigError(f"{where}: {', '.join(gptq_only)} set GPTQ's rounding, and rounding is rtn; drop them or set rounding: gptq")
             if self.rotation not in ('hadamard', 'random'):
                 raise ConfigError(f"{where}.rotation: must be hadamard or random, got {self.rotation!r}")
     def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:

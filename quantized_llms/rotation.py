@@ -149,7 +149,7 @@ def rotate_model(model, seed: int = 0, kind: str = 'hadamard') -> dict:
                 writers.append(n)
     got = model(ids).logits.double()
     err = ((got - ref).abs().max() / ref.abs().max()).item()
-    tol = 1e-4 if emb.weight.dtype == torch.float32 else 3e-2
+    tol = 1e-2 if emb.weight.dtype == torch.float32 else 5e-2     # rounding over 30 fp32 layers: 1e-4; a broken assumption: O(1)
     if not err <= tol:
         raise ConfigError(f"rotation changed {model.config.model_type}'s outputs (relative error {err:.2g} > {tol:g}): the "
                           f"architecture is not rotation-invariant as built here; use quant.method gptq or awq_gptq")
