@@ -96,7 +96,7 @@ def main():
                   frontier=('KLD' if id(r) in on_kld else '') + (' PPL' if id(r) in on_ppl else ''), run=r['run']) for r in sized]
     out = Path(args.out)
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(16, 7))
     for ax, key, label, front in ((axes[0], 'kld', 'KLD to the original (lower is better)', on_kld),
                                   (axes[1], 'ppl', 'perplexity (lower is better)', on_ppl)):
         for r in sized:
@@ -104,7 +104,7 @@ def main():
             ax.annotate(r['model'], (r['size_bytes'] / 2**20, r[key]), textcoords='offset points', xytext=(4, 3), fontsize=7)
         fr = [r for r in sized if id(r) in front]
         ax.plot([r['size_bytes'] / 2**20 for r in fr], [r[key] for r in fr], color='tab:red', lw=1, label='frontier')
-        ax.set_xlabel('size (MiB): GGUF as written, GPTQ with unquantized tensors at 16 bits'); ax.set_ylabel(label); ax.legend(); ax.grid(alpha=.3)
+        ax.set_xlabel('size (MiB): GGUF as written, GPTQ with unquantized tensors at 16 bits'); ax.set_ylabel(label + ', log scale'); ax.set_yscale('log'); ax.legend(); ax.grid(alpha=.3)
     ds, split, n, sl, _ = next(iter(evals))
     fig.suptitle(f'{n} windows of {sl} tokens of {ds} ({split})'); fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True); tmp = out/'.pareto.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
@@ -113,8 +113,10 @@ def main():
     atomic_write_json(out/'pareto.json', dict(rows=rows, meta=meta))
     md = (f"# Quality per byte\n\nEvery row on the same {n} windows of {sl} tokens of {ds} ({split}); KLD and top-1 against "
           f"the original float model. Size: a GGUF file as written; a packed GPTQ checkpoint with its unquantized tensors "
-          f"at 16 bits; `(size estimated)`: no packed file exists (16-bit outlier columns, pruned float weights), and the size is "
-          f"what one would hold, counted by `methods.estimated_bytes` (a pruned model stored dense). A GGUF file's size includes the types llama.cpp fell back to where rows are not a multiple of 256 "
+          f"at 16 bits; `(size estimated)`: no packed file exists (16-bit outlier columns, pruned float weights, or a run whose "
+          f"packed folder was not kept), and the size is what one would hold, counted by `methods.estimated_bytes` (a "
+          f"pruned model stored dense; a rotated model with its untied 16-bit head), from the record or else from the "
+          f"model's config. A GGUF file's size includes the types llama.cpp fell back to where rows are not a multiple of 256 "
           f"(its gguf.md lists them). `frontier`: no other row is both smaller and better on that measure.\n\n" + markdown_table(table)
           + f"\n![quality against size](pareto.png)\n\nProduced by `{meta['command']}`, {meta['time_utc']}.\n")
     atomic_write_text(out/'pareto.md', md)
