@@ -67,7 +67,7 @@ def random_orthogonal(n: int, seed: int = 0, kind: str = 'hadamard') -> torch.Te
 def _norm_gain(norm: nn.Module) -> tuple:
     "(the gain the norm multiplies by, the weight value that makes it 1); refuses norms that subtract a mean."
     w = norm.weight.data
-    x = torch.linspace(0.5, 3, w.shape[0], dtype=w.dtype)[None]      # a mean far from 0: LayerNorm would move it
+    x = torch.linspace(0.5, 3, w.shape[0], dtype=w.dtype, device=w.device)[None]     # a mean far from 0: LayerNorm would move it
     saved = w.clone()
     try:
         outs = {}
