@@ -119,8 +119,6 @@ def reduce_across_ranks(t: torch.Tensor, op: str = 'sum') -> torch.Tensor:
 
 def get_algorithm(name: str, **kw) -> Algorithm:
     "An instance of the algorithm registered as `name`, configured by `kw`."
-    if name not in ALGORITHMS:      # those registered by modules of their own, imported here (they import this one)
-        import quantized_llms.pruning, quantized_llms.rotation
     if name not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name](**kw)
