@@ -14,7 +14,7 @@ from .core import (ConfigError, DataError, UnsupportedArchitectureError, Quantiz
 from .gptq_format import save_gptq_checkpoint, load_gptq_dequantized, _import_gptqmodel
 from .blockwise import get_algorithm, quantize_model
 from .pruning import PRUNERS, parse_pattern, pattern_sparsity     # registers the engine's `prune`
-import quantized_llms.rotation     # registers the engine's `quarot`
+from .rotation import ROUNDINGS, ROTATIONS     # registers the engine's `quarot`
 
 # %% auto #0
 __all__ = ['METHODS', 'LAYERNORM_MODEL_TYPES', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method',
@@ -354,12 +354,12 @@ class QuaRotMethod(EngineMethod):
         rotation: str = 'hadamard'    # hadamard | random
         def validate(self, where):
             super().validate(where)
-            if self.rounding not in ('gptq', 'rtn'): raise ConfigError(f"{where}.rounding: must be gptq or rtn, got {self.rounding!r}")
+            if self.rounding not in ROUNDINGS: raise ConfigError(f"{where}.rounding: must be {' or '.join(ROUNDINGS)}, got {self.rounding!r}")
             gptq_only = [f.name for f in dataclasses.fields(GPTQ.Special) if getattr(self, f.name) != f.default]
             if self.rounding == 'rtn' and gptq_only:
                 raise ConfigError(f"{where}: {', '.join(gptq_only)} set GPTQ's rounding, and rounding is rtn; drop them or set rounding: gptq")
-            if self.rotation not in ('hadamard', 'random'):
-                raise ConfigError(f"{where}.rotation: must be hadamard or random, got {self.rotation!r}")
+            if self.rotation not in ROTATIONS:
+                raise ConfigError(f"{where}.rotation: must be {' or '.join(ROTATIONS)}, got {self.rotation!r}")
     def check(self, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
         mt = getattr(model_config, 'model_type', None)
         if mt in LAYERNORM_MODEL_TYPES:

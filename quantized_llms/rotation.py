@@ -13,7 +13,7 @@ from .quantizers import transformer_blocks, block_linears
 from .blockwise import Algorithm, register, get_algorithm, GPTQ, _is_norm
 
 # %% auto #0
-__all__ = ['hadamard_matrix', 'random_orthogonal', 'rotate_model', 'QuaRot']
+__all__ = ['ROUNDINGS', 'ROTATIONS', 'hadamard_matrix', 'random_orthogonal', 'rotate_model', 'QuaRot']
 
 # %% ../nbs/07c_rotation.ipynb #4c43cc60
 def _is_prime(q: int) -> bool: return q > 1 and all(q % d for d in range(2, int(q ** 0.5) + 1))
@@ -74,15 +74,16 @@ def _norm_gain(norm: nn.Module) -> tuple:
         for v in (0.0, 1.0):
             w.fill_(v); outs[v] = norm(x).float()
     finally: w.copy_(saved)
-    if getattr(norm, 'bias', None) is not None or not torch.allclose(outs[1.0], x.float() / x.float().pow(2).mean().sqrt(), rtol=1e-2):
-        if not torch.allclose(outs[0.0], x.float() / x.float().pow(2).mean().sqrt(), rtol=1e-2):
+    rms_normed = x.float() / x.float().pow(2).mean().sqrt()
+    if getattr(norm, 'bias', None) is not None or not torch.allclose(outs[1.0], rms_normed, rtol=1e-2):
+        if not torch.allclose(outs[0.0], rms_normed, rtol=1e-2):
             raise ConfigError(f"rotation needs RMSNorm, and {type(norm).__name__} subtracts a mean (LayerNorm): rotate a "
                               f"llama, mistral, qwen2 or gemma model, or use quant.method gptq or awq_gptq")
         return (1 + saved.double()), 0.0
     return saved.double(), 1.0
 
 def _probe(model, n_tokens: int = 16) -> torch.Tensor:
-    ids = torch.arange(n_tokens)[None] % model.config.vocab_size + 1
+    ids = torch.arange(n_tokens)[None] % (model.config.vocab_size - 1) + 1     # ids 1..vocab-1
     return ids.to(next(model.parameters()).device)
 
 @torch.no_grad()
@@ -137,9 +138,9 @@ def rotate_model(model, seed: int = 0, kind: str = 'hadamard') -> dict:
         for lin in lins: lin.weight.copy_((lin.weight.double() * gain.to(lin.weight.device)).to(lin.weight.dtype))
         norm.weight.fill_(unit)
     Q = random_orthogonal(d, seed, kind)
-    reading = {id(l) for ls in readers.values() for l in ls}
+    reading = {id(l): l for ls in readers.values() for l in ls}       # each once (a norm's readers are distinct linears)
     _matmul_(emb.weight, right=Q)
-    for lin in {id(l): l for ls in readers.values() for l in ls}.values(): _matmul_(lin.weight, right=Q)
+    for lin in reading.values(): _matmul_(lin.weight, right=Q)
     writers = []
     for b in blocks:
         for n, lin in block_linears(b).items():
@@ -153,10 +154,12 @@ def rotate_model(model, seed: int = 0, kind: str = 'hadamard') -> dict:
     if not err <= tol:
         raise ConfigError(f"rotation changed {model.config.model_type}'s outputs (relative error {err:.2g} > {tol:g}): the "
                           f"architecture is not rotation-invariant as built here; use quant.method gptq or awq_gptq")
-    return dict(size=d, kind='hadamard' if kind == 'hadamard' and hadamard_matrix(d) is not None else 'random',
+    return dict(size=d, kind='hadamard' if (Q.abs() == Q[0, 0].abs()).all() else 'random',    # ±1/√n: Hadamard
                 norms_folded=len(readers), writers=sorted(set(writers)), relative_error=err)
 
 # %% ../nbs/07c_rotation.ipynb #e8726f23
+ROUNDINGS, ROTATIONS = ('gptq', 'rtn'), ('hadamard', 'random')
+
 @register('quarot')
 class QuaRot(Algorithm):
     "QuaRot's fused randomized Hadamard rotation of the residual stream, then GPTQ (or RTN) rounding of every block linear."
@@ -169,8 +172,8 @@ class QuaRot(Algorithm):
     def __init__(self, config=None, **kw):
         super().__init__(config, **kw)
         c = self.config
-        if c.rounding not in ('gptq', 'rtn'): raise ConfigError(f"rounding must be gptq or rtn, got {c.rounding!r}")
-        if c.rotation not in ('hadamard', 'random'): raise ConfigError(f"rotation must be hadamard or random, got {c.rotation!r}")
+        if c.rounding not in ROUNDINGS: raise ConfigError(f"rounding must be {' or '.join(ROUNDINGS)}, got {c.rounding!r}")
+        if c.rotation not in ROTATIONS: raise ConfigError(f"rotation must be {' or '.join(ROTATIONS)}, got {c.rotation!r}")
         fields = GPTQ.Config.__dataclass_fields__ if c.rounding == 'gptq' else ('weight',)
         self.rounder = get_algorithm(c.rounding, **{f: getattr(c, f) for f in fields})
         self.reads_data = self.rounder.reads_data
