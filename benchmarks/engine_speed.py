@@ -71,11 +71,10 @@ class PhaseTimer:
 
 def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings=None, batch_size=8):
     from quantized_llms import blockwise
-    from quantized_llms.core import Measure, QuantSpec
+    from quantized_llms.core import Measure
     from quantized_llms.gptq_format import save_gptq_checkpoint
     model = copy.deepcopy(model)
-    weight = {} if algo == 'smoothquant' else dict(weight=QuantSpec(4, True, 'per_group', 128))   # SmoothQuant: its W8A8
-    alg = blockwise.get_algorithm(algo, **weight, **(settings or {}))
+    alg = blockwise.get_algorithm(algo, **engine_grid(algo), **(settings or {}))
     restore = []
     if profile is not None:
         restore = [(blockwise, n, profile.wrap(blockwise, n, ph)) for n, ph in
@@ -94,10 +93,21 @@ def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings
         for mod, n, f in restore: setattr(mod, n, f)
     return dict(seconds=m.seconds, peak_rss_bytes=m.peak_rss_bytes, peak_cuda_bytes=m.peak_cuda_bytes)
 
-QUANT_TEXT = {'gptq': 'W4 g128 sym, damp 0.01, group-aware order',
-              'awq': 'W4 g128 sym, scale search on 8192 sampled tokens, clipping on 512',
-              'rtn': 'W4 g128 sym',
-              'smoothquant': 'W8 per-channel, A8 per-token (fake-quantized), alpha 0.5; no packed checkpoint'}
+def engine_grid(algo: str) -> dict:
+    "The grid our engine runs `algo` on here: W4 g128 symmetric, as GPTQModel's default; SmoothQuant keeps its W8A8."
+    from quantized_llms.core import QuantSpec
+    import quantized_llms.methods       # registers every engine algorithm (prune and quarot live in modules of their own)
+    return {} if algo == 'smoothquant' else dict(weight=QuantSpec(4, True, 'per_group', 128))
+
+def quant_text(algo: str) -> str:
+    "The settings `algo` runs with here, read off its config (so a record cannot describe other settings)."
+    import dataclasses
+    from quantized_llms import blockwise
+    c = blockwise.get_algorithm(algo, **engine_grid(algo)).config
+    grid = lambda what, q: f"{what} {q.bits}-bit {q.granularity}{f' {q.group_size}' if q.granularity == 'per_group' else ''} {'sym' if q.sym else 'asym'}"
+    rest = {k: v for k, v in dataclasses.asdict(c).items() if k not in ('weight', 'act')}
+    return ', '.join([grid('weight', c.weight)] + ([grid('act', c.act) + ' (fake-quantized)'] if getattr(c, 'act', None) else [])
+                     + [f'{k} {v}' for k, v in rest.items()])
 
 def parse_variants(text: str) -> list:
     "'stack_shared_input=false;kernel=torch,batch_size=1' -> [{'stack_shared_input': False}, {'kernel': 'torch', 'batch_size': 1}]."
@@ -168,7 +178,7 @@ def main():
     else: same = None
     rec = dict(shape=a.shape, device=a.device, n_params=model.num_parameters(), dtype=str(model.dtype),
                weights='real' if a.shape == 'smollm2-135m' else 'random (shape of the published config)',
-               calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant=QUANT_TEXT.get(a.algo, QUANT_TEXT['gptq']),
+               calib=f'{calib.shape[0]} x {calib.shape[1]} tokens', quant=quant_text(a.algo),
                algo=a.algo, runs=runs, packed=same, variants=variants, meta=run_metadata('python benchmarks/engine_speed.py ' + ' '.join(sys.argv[1:])))
     peak = lambda r: (f"{r['peak_cuda_bytes'] / 2**30:.2f}" if r['peak_cuda_bytes'] else '—')
     rows = [dict(implementation={'ours': f'quantized_llms block-wise {a.algo.upper()}', 'gptqmodel': 'GPTQModel 7.7.0'}[k],
