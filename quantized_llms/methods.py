@@ -15,11 +15,12 @@ from .gptq_format import save_gptq_checkpoint, load_gptq_dequantized, _import_gp
 from .blockwise import get_algorithm, quantize_model
 from .pruning import PRUNERS, parse_pattern, pattern_sparsity     # registers the engine's `prune`
 from .rotation import ROUNDINGS, ROTATIONS     # registers the engine's `quarot`
+from .omniquant import OmniQuant as _OmniQuant     # registers the engine's `omniquant`
 
 # %% auto #0
 __all__ = ['METHODS', 'LAYERNORM_MODEL_TYPES', 'GPTQMODEL_GROUP_SIZES', 'QuantizeJob', 'QuantizeResult', 'register_method',
            'get_method', 'linear_in_features', 'Method', 'estimated_bytes', 'EngineMethod', 'GPTQSettings', 'GPTQ',
-           'AWQ', 'AWQGPTQ', 'HQQ', 'RTN', 'SmoothQuant', 'Prune', 'QuaRotMethod', 'GPTQModelMethod']
+           'AWQ', 'AWQGPTQ', 'HQQ', 'RTN', 'SmoothQuant', 'Prune', 'QuaRotMethod', 'OmniQuantMethod', 'GPTQModelMethod']
 
 # %% ../nbs/07a_methods.ipynb #2a6b0008
 @dataclass
@@ -369,6 +370,26 @@ class QuaRotMethod(EngineMethod):
     def scheme_tag(self, qc) -> str:
         sp = self.special(qc)
         return f"{sp.rotation} rotation + {sp.rounding.upper()} {super().scheme_tag(qc)}"
+
+# %% ../nbs/07a_methods.ipynb #377a5bcb
+@register_method
+class OmniQuantMethod(EngineMethod):
+    "OmniQuant's learnable weight clipping: each group's clipping range trained per block, then round-to-nearest on it."
+    name, title, repo_suffix, algorithm = 'omniquant', 'OmniQuant (LWC)', 'OmniQuant', 'omniquant'
+    granularities = ('per_group', 'per_channel')
+    @dataclass
+    class Special:
+        steps: int = 200              # training steps (windows) per block; OmniQuant: 20 epochs of 128 on a GPU
+        lr: float = 1e-2              # OmniQuant's lwc_lr
+        init: float = 4.0             # starting logit of each clipping factor (sigmoid(4) ≈ 0.982)
+        windows_per_step: int = 1
+        seed: int = 0
+        def validate(self, where):
+            if self.steps < 0: raise ConfigError(f"{where}.steps: must be 0 or more, got {self.steps}")
+            if not self.lr > 0: raise ConfigError(f"{where}.lr: must be positive, got {self.lr}")
+            if self.windows_per_step < 1: raise ConfigError(f"{where}.windows_per_step: at least 1, got {self.windows_per_step}")
+    def scheme_tag(self, qc) -> str:
+        return f"{qc.tag}, clipping learned {self.special(qc).steps} steps/block"
 
 # %% ../nbs/07a_methods.ipynb #2a6b0014
 GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)
