@@ -292,13 +292,16 @@ def parse_assignments(items: list, flag: str, many: bool = False) -> dict:
         out[k.strip()] = yaml_values(v, f'{flag} {it!r}') if many else yaml_value(v, f'{flag} {it!r}')
     return out
 
-def apply_settings(cfg: RunConfig, settings: dict) -> RunConfig:
+def _sets_special(settings: dict) -> bool: return any(k.startswith('quant.special') for k in settings)
+
+def apply_settings(cfg: RunConfig, settings: dict, keep_special: bool = False) -> RunConfig:
     """`cfg` with dotted keys replaced (`quant.method: awq`), validated again. A scheme replaces the weight/act grids,
-    and another method drops the old one's `quant.special` (its settings are that method's own) unless given too."""
+    and another method drops the old one's `quant.special` (its settings are that method's own) unless given too, or
+    unless `keep_special` (a batch whose `--set quant.special...` is meant for the methods it sweeps)."""
     d = cfg.to_dict()
     for k, v in settings.items():
         if k == 'quant.scheme': d['quant'].pop('weight', None); d['quant'].pop('act', None)
-        if k == 'quant.method' and v != d['quant'].get('method') and not any(s.startswith('quant.special') for s in settings):
+        if k == 'quant.method' and v != d['quant'].get('method') and not keep_special and not _sets_special(settings):
             d['quant'].pop('special', None)
         _set(d, k, v)
     return RunConfig.from_dict(d)
@@ -327,13 +330,14 @@ def main(argv: Optional[list] = None) -> int:
     command = 'quantized-llms ' + ' '.join(argv)
     try:
         cfg = RunConfig.from_yaml(args.config)
-        settings = {**(profile_settings(args.profile) if args.profile else {}), **parse_assignments(args.set, '--set')}
+        sets = parse_assignments(args.set, '--set')
+        settings = {**(profile_settings(args.profile) if args.profile else {}), **sets}
         if args.stages: settings['stages'] = args.stages.split(',')
         if getattr(args, 'results_dir', None): settings['save.results_dir'] = args.results_dir
         cfg = apply_settings(cfg, settings)
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
-                                skip_unsupported=args.skip_unsupported, command=command, ray=args.ray, retries=args.retries)
+                                skip_unsupported=args.skip_unsupported, keep_special=_sets_special(sets), command=command, ray=args.ray, retries=args.retries)
             print(markdown_table(summary['runs']))
             if summary.get('algorithms'): print(f"algorithm table: {summary['algorithms']}")
             return 0 if not summary['failed'] else 1
@@ -352,13 +356,14 @@ def main(argv: Optional[list] = None) -> int:
     return 0
 
 # %% ../nbs/05_pipeline.ipynb #6a2e76f6
-def sweep_configs(cfg: RunConfig, sweep: dict) -> list:
-    "(run id, RunConfig) for every combination of the sweep's values (keys like 'quant.method'); each is validated."
+def sweep_configs(cfg: RunConfig, sweep: dict, keep_special: bool = False) -> list:
+    """(run id, RunConfig) for every combination of the sweep's values (keys like 'quant.method'); each is validated.
+    With `keep_special`, `cfg`'s `quant.special` is kept for every method swept (the user set it for them)."""
     keys, out = list(sweep), []
     for values in itertools.product(*(sweep[k] for k in keys)):
         # a folder name every file system takes (no ':' of an N:M pattern, which Windows refuses)
         rid = '_'.join(f"{k.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9._=+-]', '-', Path(str(v)).name)}" for k, v in zip(keys, values)) or 'run'
-        try: out.append((rid, apply_settings(cfg, dict(zip(keys, values)))))
+        try: out.append((rid, apply_settings(cfg, dict(zip(keys, values)), keep_special)))
         except ConfigError as e: raise ConfigError(f"--sweep {rid}: {e}") from None
     return out
 
@@ -369,10 +374,10 @@ def pipeline_notebook() -> Path:
         if p.is_file(): return p
     raise QuantizedLLMsError('nbs/05_pipeline.ipynb not found: run batches from a clone of the repository')
 
-def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = False) -> list:
+def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = False, keep_special: bool = False) -> list:
     "[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs."
     plan = []
-    for rid, c in sweep_configs(cfg, sweep):
+    for rid, c in sweep_configs(cfg, sweep, keep_special):
         c.save.results_dir = str(Path(runs_dir)/rid/'results')
         c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/rid).resolve())   # each run's model files apart
         # (absolute: papermill runs each notebook in its run folder)
@@ -435,12 +440,12 @@ def _runs_on_ray(todo: list, notebook: str, kernel: str, retries: int, address: 
 
 def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
               skip_unsupported: bool = False, command: Optional[str] = None, ray: Optional[str] = None,
-              retries: Optional[int] = None) -> dict:
+              retries: Optional[int] = None, keep_special: bool = False) -> dict:
     """Execute the pipeline notebook for each sweep combination, one after another, or spread over a Ray cluster
     (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise);
-    aggregate all runs."""
+    aggregate all runs. `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`)."""
     runs_dir = Path(runs_dir)
-    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported)
+    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special)
     for rid, c, refused in plan:
         if refused: continue
         d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
