@@ -16,11 +16,11 @@ from .quantizers import (minmax_params, mse_params, hqq_round, fake_quantize, qu
                                        ActQuantLinear, transformer_blocks, block_linears)
 
 # %% auto #0
-__all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_forward', 'LinearGroup', 'linear_groups', 'register',
-           'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm', 'run_blockwise', 'feed_linear_inputs',
-           'collect_inputs', 'RTN', 'HQQ', 'gar_permutation', 'gptq_block_torch', 'gptq_block_triton',
-           'gptq_block_update', 'grid_params', 'stacked_rows', 'grid_rows', 'gptq_quantize_weight', 'GPTQ',
-           'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ', 'AWQThenGPTQ',
+__all__ = ['ALGORITHMS', 'AWQ_LINEAR_PAIRS', 'capture_block_inputs', 'block_output', 'block_forward', 'LinearGroup',
+           'linear_groups', 'register', 'Algorithm', 'data_parallel', 'reduce_across_ranks', 'get_algorithm',
+           'run_blockwise', 'feed_linear_inputs', 'collect_inputs', 'RTN', 'HQQ', 'gar_permutation', 'gptq_block_torch',
+           'gptq_block_triton', 'gptq_block_update', 'grid_params', 'stacked_rows', 'grid_rows', 'gptq_quantize_weight',
+           'GPTQ', 'awq_search_scale', 'awq_search_clip', 'fold_scale', 'TransformThenRound', 'AWQ', 'AWQThenGPTQ',
            'smoothquant_scale', 'SmoothQuant', 'quantize_model']
 
 # %% ../nbs/07_blockwise.ipynb #b6c6cd19
@@ -43,9 +43,12 @@ def capture_block_inputs(model, calib: torch.Tensor, batch_size: int = 8) -> tup
     finally: h.remove()
     return hidden, kwargs
 
-def block_forward(block, hidden: torch.Tensor, kwargs: dict) -> torch.Tensor:
-    out = block(hidden, **kwargs)
+def block_output(out) -> torch.Tensor:
+    "The hidden states of what a block returns (a tensor, or a tuple that starts with them)."
     return out[0] if isinstance(out, (tuple, list)) else out
+
+def block_forward(block, hidden: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    return block_output(block(hidden, **kwargs))
 
 # %% ../nbs/07_blockwise.ipynb #ab783ce9
 _NORMS = (nn.LayerNorm,)

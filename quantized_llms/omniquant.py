@@ -5,13 +5,12 @@
 # %% ../nbs/07d_omniquant.ipynb #7e09d745
 from __future__ import annotations
 from dataclasses import dataclass, field
-from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 from .core import ConfigError, QuantSpec
-from .quantizers import minmax_range, divide_by_int, fake_quantize, block_linears
-from .blockwise import Algorithm, register, block_forward
+from .quantizers import minmax_range, divide_by_int, fake_quantize, block_linears, grid_group_size
+from .blockwise import Algorithm, register, block_forward, block_output
 
 # %% auto #0
 __all__ = ['lwc_grid', 'lwc_fake_quantize', 'OmniQuant']
@@ -23,24 +22,21 @@ def _grouped(W: torch.Tensor, gs: int) -> torch.Tensor:
     n = -(-cols // gs)
     return F.pad(W, (0, n * gs - cols)).view(rows, n, gs)
 
-def _group_size(W: torch.Tensor, spec: QuantSpec) -> int:
-    if spec.granularity == 'per_group': return spec.group_size
-    if spec.granularity == 'per_channel': return W.shape[1]
-    raise ConfigError(f"learnable weight clipping needs per_group or per_channel weights, not {spec.granularity}")
-
-def lwc_grid(W: torch.Tensor, spec: QuantSpec, up: torch.Tensor, low: torch.Tensor) -> tuple:
-    """Scale and zero point (rows x groups) of `W`'s grid with each group's range clipped by `sigmoid(up)` at the top
-    and `sigmoid(low)` at the bottom (a symmetric grid: `up` for both). Differentiable in `up` and `low` through the
-    scale; the zero point is rounded and passes no gradient, as in OmniQuant."""
-    rows = W.shape[0]
-    gs = _group_size(W, spec)
-    G = _grouped(W.detach().float(), gs)
-    xmin, xmax = (t.view(rows, -1) for t in minmax_range(G.reshape(-1, gs), spec.sym))
+def _clipped_grid(G: torch.Tensor, spec: QuantSpec, up: torch.Tensor, low: torch.Tensor) -> tuple:
+    "Scale and zero point (rows x groups) of grouped weights `G` (rows x groups x size), each range clipped."
+    rows, n, gs = G.shape
+    xmin, xmax = (t.view(rows, n) for t in minmax_range(G.reshape(-1, gs), spec.sym))
     if spec.sym: xmin, xmax = xmin * torch.sigmoid(up), xmax * torch.sigmoid(up)
     else: xmin, xmax = xmin * torch.sigmoid(low), xmax * torch.sigmoid(up)
     scale = divide_by_int(xmax - xmin, spec.maxq)
     zero = torch.full_like(scale, (spec.maxq + 1) / 2) if spec.sym else torch.round(-xmin / scale).detach()
     return scale, zero
+
+def lwc_grid(W: torch.Tensor, spec: QuantSpec, up: torch.Tensor, low: torch.Tensor) -> tuple:
+    """Scale and zero point (rows x groups) of `W`'s grid with each group's range clipped by `sigmoid(up)` at the top
+    and `sigmoid(low)` at the bottom (a symmetric grid: `up` for both). Differentiable in `up` and `low` through the
+    scale; the zero point is rounded and passes no gradient, as in OmniQuant."""
+    return _clipped_grid(_grouped(W.detach().float(), grid_group_size(W, spec)), spec, up, low)
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
     "Round in the forward pass, identity in the backward pass (the straight-through estimator)."
@@ -49,8 +45,8 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
 def lwc_fake_quantize(W: torch.Tensor, spec: QuantSpec, up: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
     "`W` rounded to its clipped grid and mapped back, with gradients reaching `up` and `low`."
     rows, cols = W.shape
-    scale, zero = (t[..., None] for t in lwc_grid(W, spec, up, low))
-    G = _grouped(W.detach().float(), _group_size(W, spec))
+    G = _grouped(W.detach().float(), grid_group_size(W, spec))
+    scale, zero = (t[..., None] for t in _clipped_grid(G, spec, up, low))
     return (scale * (torch.clamp(_round_ste(G / scale) + zero, 0, spec.maxq) - zero)).view(rows, -1)[:, :cols]
 
 # %% ../nbs/07d_omniquant.ipynb #808f309a
@@ -60,9 +56,6 @@ def _windows(obj, rows: slice, batch: int):
     if isinstance(obj, (tuple, list)): return type(obj)(_windows(o, rows, batch) for o in obj)
     if isinstance(obj, dict): return {k: _windows(v, rows, batch) for k, v in obj.items()}
     return obj
-
-def _block_output(out) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
 
 @register('omniquant')
 class OmniQuant(Algorithm):
@@ -81,7 +74,7 @@ class OmniQuant(Algorithm):
         if c.steps < 0: raise ConfigError(f"steps must be 0 or more, got {c.steps}")
         if not c.lr > 0: raise ConfigError(f"lr must be positive, got {c.lr}")
         if c.windows_per_step < 1: raise ConfigError(f"windows_per_step must be at least 1, got {c.windows_per_step}")
-        _group_size(torch.empty(1, 1), c.weight)
+        grid_group_size(torch.empty(1, 1), c.weight)
         self.fp_hidden = None
     def prepare(self, model):
         self.fp_hidden = None          # a new run starts both chains at the same inputs
@@ -96,12 +89,12 @@ class OmniQuant(Algorithm):
 
     def calibrate_block(self, block, hidden, kwargs):
         c, lins = self.config, block_linears(block)
-        if self.fp_hidden is None: self.fp_hidden = [h.clone() for h in hidden]
-        with torch.no_grad(): self.fp_hidden = [block_forward(block, h, k) for h, k in zip(self.fp_hidden, kwargs)]   # the float targets
+        src = hidden if self.fp_hidden is None else self.fp_hidden       # the first block: both chains start alike
+        with torch.no_grad(): self.fp_hidden = [block_forward(block, h, k) for h, k in zip(src, kwargs)]   # the float targets
         W0 = {n: lin.weight.detach().float().clone() for n, lin in lins.items()}
-        groups = {n: -(-w.shape[1] // _group_size(w, c.weight)) for n, w in W0.items()}
-        factors = {n: [torch.full((W0[n].shape[0], k), c.init, device=W0[n].device, requires_grad=True) for _ in range(2)]
-                   for n, k in groups.items()}
+        gs = {n: grid_group_size(w, c.weight) for n, w in W0.items()}
+        factors = {n: [torch.full((w.shape[0], -(-w.shape[1] // gs[n])), c.init, device=w.device, requires_grad=True) for _ in range(2)]
+                   for n, w in W0.items()}
         params = list(block.parameters())
         saved = [(p, p.dtype, p.requires_grad) for p in params]
         for p in params: p.data, p.requires_grad = p.data.float(), False      # trained in float32, as OmniQuant
@@ -110,7 +103,7 @@ class OmniQuant(Algorithm):
             kw = _windows(kwargs[j], rows, hidden[j].shape[0])
             with torch.set_grad_enabled(grad):
                 weights = {f'{n}.weight': lwc_fake_quantize(W0[n], c.weight, *factors[n]) for n in lins}
-                return F.mse_loss(_block_output(functional_call(block, weights, (x,), kw)), y)
+                return F.mse_loss(block_output(functional_call(block, weights, (x,), kw)), y)
         probe = (0, slice(0, min(c.windows_per_step, hidden[0].shape[0])))
         try:
             before = loss_on(*probe, grad=False).item()
@@ -127,7 +120,7 @@ class OmniQuant(Algorithm):
         with torch.no_grad():
             for n, lin in lins.items():
                 scale, zero = lwc_grid(W0[n], c.weight, *factors[n])
-                g_idx = torch.arange(W0[n].shape[1], device=scale.device) // _group_size(W0[n], c.weight)
+                g_idx = torch.arange(W0[n].shape[1], device=scale.device) // gs[n]
                 lin.weight.copy_(fake_quantize(W0[n], scale[:, g_idx], zero[:, g_idx], c.weight.maxq).to(lin.weight.dtype))
                 self.grids[lin] = dict(scale=scale, zero=zero, g_idx=g_idx.int())
                 clip.append(torch.sigmoid(factors[n][0]).mean().item())

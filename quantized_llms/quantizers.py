@@ -12,9 +12,9 @@ import torch.nn as nn
 from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULARITIES
 
 # %% auto #0
-__all__ = ['minmax_range', 'divide_by_int', 'minmax_params', 'fake_quantize', 'round_with_grid', 'quantize_tensor', 'mse_params',
-           'hqq_params', 'hqq_round', 'transformer_blocks', 'block_linears', 'ActQuantLinear', 'wrap_act_quant',
-           'round_block', 'round_model']
+__all__ = ['minmax_range', 'divide_by_int', 'minmax_params', 'fake_quantize', 'grid_group_size', 'round_with_grid',
+           'quantize_tensor', 'mse_params', 'hqq_params', 'hqq_round', 'transformer_blocks', 'block_linears',
+           'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
@@ -45,12 +45,15 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, maxq
     return scale * (torch.clamp(torch.round(x / scale) + zero, 0, maxq) - zero)
 
 # %% ../nbs/06_quantizers.ipynb #80fa4bf4
+def grid_group_size(W: torch.Tensor, spec: QuantSpec) -> int:
+    "Inputs per group of `W`'s GPTQ-format grid: `spec.group_size`, or all of them per channel."
+    if spec.granularity == 'per_group': return spec.group_size
+    if spec.granularity == 'per_channel': return W.shape[1]
+    raise ConfigError(f'{spec.granularity} weights have no GPTQ-format grid; use per_channel or per_group')
+
 def round_with_grid(W: torch.Tensor, spec: QuantSpec) -> tuple:
     "Round-to-nearest on the shared grid: the rounded weight and its grid (`scale`, `zero`: outputs x groups; `g_idx`)."
-    if spec.granularity not in ('per_group', 'per_channel'):
-        raise ConfigError(f'{spec.granularity} weights have no GPTQ-format grid; use per_channel or per_group')
-    W = W.float()
-    gs = spec.group_size if spec.granularity == 'per_group' else W.shape[1]
+    W, gs = W.float(), grid_group_size(W, spec)
     S, Z = map(lambda t: torch.stack(t, 1), zip(*[minmax_params(W[:, i:i + gs], spec.bits, spec.sym) for i in range(0, W.shape[1], gs)]))
     g_idx = torch.arange(W.shape[1]) // gs
     return fake_quantize(W, S[:, g_idx], Z[:, g_idx], spec.maxq), dict(scale=S, zero=Z, g_idx=g_idx.int())
