@@ -95,6 +95,8 @@ SCHEMES = {
     'W8A16': dict(weight=dict(bits=8, sym=True, granularity='per_channel', group_size=128), act=None),
     'W8A8': dict(weight=dict(bits=8, sym=True, granularity='per_channel', group_size=128),
                  act=dict(bits=8, sym=True, granularity='per_token', group_size=128)),
+    'W4A8': dict(weight=dict(bits=4, sym=True, granularity='per_group', group_size=128),
+                 act=dict(bits=8, sym=True, granularity='per_token', group_size=128)),
 }
 
 # %% ../nbs/00_core.ipynb #2b7f6a90
@@ -179,7 +181,8 @@ class QuantConfig:
         "'W4 g128', 'W8A8 per_channel/per_token': the scheme in the words tables and cards use."
         w = self.weight
         if self.act is None: return f"W{w.bits} " + w.tag.split(' ', 1)[1]
-        return f"W{w.bits}A{self.act.bits} {w.granularity}/{self.act.granularity}"
+        g = f'g{w.group_size}' if w.granularity == 'per_group' else w.granularity
+        return f"W{w.bits}A{self.act.bits} {g}/{self.act.granularity}" + ('' if w.sym else ' asym') + ('' if self.act.sym else ' act asym')
 
 @dataclass
 class GGUFConfig:

@@ -345,14 +345,16 @@ LAYERNORM_MODEL_TYPES = ('gpt_bigcode', 'gpt2', 'opt', 'gpt_neox', 'gptj', 'bloo
 
 @register_method
 class QuaRotMethod(EngineMethod):
-    "QuaRot: a fused randomized Hadamard rotation of the residual stream, then GPTQ (or RTN) rounding."
-    name, title, repo_suffix, algorithm, needs_hessian = 'quarot', 'QuaRot', 'QuaRot', 'quarot', True
+    """QuaRot: a fused randomized Hadamard rotation of the residual stream, then GPTQ (or RTN) rounding; with an activation
+    grid (W4A8), online Hadamard rotations of the inputs that are not the stream as well."""
+    name, title, repo_suffix, algorithm, needs_hessian, act = 'quarot', 'QuaRot', 'QuaRot', 'quarot', True, 'optional'
     granularities = ('per_group', 'per_channel')
     @dataclass
     class Special(GPTQ.Special):
         rounding: str = 'gptq'        # gptq | rtn
         seed: int = 0                 # of the random signs (or of the random orthogonal matrix)
         rotation: str = 'hadamard'    # hadamard | random
+        online: Optional[bool] = None  # online Hadamards of o_proj's and down_proj's inputs; null: with quant.act only
         def validate(self, where):
             super().validate(where)
             if self.rounding not in ROUNDINGS: raise ConfigError(f"{where}.rounding: must be {' or '.join(ROUNDINGS)}, got {self.rounding!r}")
@@ -367,9 +369,19 @@ class QuaRotMethod(EngineMethod):
             raise ConfigError(f"quant.method quarot: {mt} uses LayerNorm, which a rotation of the residual stream does not "
                               f"commute with; rotate an RMSNorm model (llama, mistral, qwen2, gemma) or use gptq or awq_gptq")
         return super().check(qc, save_modes, model_config, n_calib_tokens)
+    def online(self, qc) -> bool:
+        o = self.special(qc).online
+        return qc.act is not None if o is None else o
+    def save_modes(self, qc):
+        modes = super().save_modes(qc)
+        if self.online(qc):
+            why = ("its online Hadamard rotations (of o_proj's and down_proj's inputs) run at inference, which no checkpoint "
+                   "format here holds; measure it at eval.positions [fake_quant] with save.modes: []")
+            modes.update(real=why, fake=why)
+        return modes
     def scheme_tag(self, qc) -> str:
         sp = self.special(qc)
-        return f"{sp.rotation} rotation + {sp.rounding.upper()} {super().scheme_tag(qc)}"
+        return f"{sp.rotation} rotation{' + online Hadamards' if self.online(qc) else ''} + {sp.rounding.upper()} {super().scheme_tag(qc)}"
 
 # %% ../nbs/07a_methods.ipynb #377a5bcb
 @register_method

@@ -16,6 +16,7 @@ from .perplexity import eval_windows, compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .methods import QuantizeJob
 from .blockwise import data_parallel
+from .quantizers import act_quant_unwrapped
 from .runs import RunLayout, check_sequence_lengths
 
 # %% auto #0
@@ -77,11 +78,15 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
         lay.method.quantize(dataclasses.replace(job, real_dir=None, keep_transformed=False))
         return {}
     res = lay.method.quantize(job)
-    outputs = {}
+    outputs, notes = {}, list(res.notes)
     if res.real_dir is not None: outputs['real'] = res.real_dir
     for mode, model in (('fake', res.fake), ('transformed', res.transformed)):
-        if mode in modes: outputs[mode] = save_checkpoint(model, tok, lay.quantized_dir(mode), overwrite=True)
-    models, notes = {}, list(res.notes)
+        if mode not in modes: continue
+        with act_quant_unwrapped(model) as n_act:      # a checkpoint holds weights; the activation grid is not one
+            outputs[mode] = save_checkpoint(model, tok, lay.quantized_dir(mode), overwrite=True)
+        if n_act: notes.append(f"{mode}: the checkpoint holds the rounded weights only; the {n_act} linears' inputs are "
+                               f"quantized ({qc.act.tag}) on the fly in this stage's evaluation, which the file does not record")
+    models = {}
     if 'transformed' in positions:
         if res.transformed is not None: models['transformed'] = res.transformed
         else: notes.append(f"transformed: {lay.method.name} does not transform the float weights")

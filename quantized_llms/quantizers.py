@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_quantizers.ipynb #b5c1ad8c
 from __future__ import annotations
-import copy
+import contextlib, copy
 from dataclasses import dataclass, field
 from typing import Optional
 import torch
@@ -14,7 +14,7 @@ from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULAR
 # %% auto #0
 __all__ = ['minmax_range', 'divide_by_int', 'minmax_params', 'fake_quantize', 'grid_group_size', 'round_with_grid',
            'quantize_tensor', 'mse_params', 'hqq_params', 'hqq_round', 'transformer_blocks', 'block_linears',
-           'ActQuantLinear', 'wrap_act_quant', 'round_block', 'round_model']
+           'ActQuantLinear', 'wrap_act_quant', 'act_quant_unwrapped', 'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
@@ -167,6 +167,17 @@ def wrap_act_quant(block: nn.Module, spec: QuantSpec) -> int:
         parent = block.get_submodule(name.rsplit('.', 1)[0]) if '.' in name else block
         setattr(parent, name.rsplit('.', 1)[-1], ActQuantLinear(lin, spec)); n += 1
     return n
+
+@contextlib.contextmanager
+def act_quant_unwrapped(model: nn.Module):
+    """`model` with every `ActQuantLinear` replaced by its linear for the duration: what a checkpoint can hold (its
+    weights under the architecture's own names); the activation grid is a run-time setting, not a weight."""
+    swapped = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+               if isinstance(child, ActQuantLinear)]
+    for parent, name, child in swapped: setattr(parent, name, child.linear)
+    try: yield len(swapped)
+    finally:
+        for parent, name, child in swapped: setattr(parent, name, child)
 
 @torch.no_grad()
 def round_block(block: nn.Module, weight: QuantSpec, act: Optional[QuantSpec] = None) -> dict:

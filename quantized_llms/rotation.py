@@ -5,15 +5,17 @@
 # %% ../nbs/07c_rotation.ipynb #73b01baa
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Optional
 import math
 import torch
 from torch import nn
-from .core import ConfigError
-from .quantizers import transformer_blocks, block_linears
+from .core import ConfigError, QuantSpec
+from .quantizers import transformer_blocks, block_linears, wrap_act_quant
 from .blockwise import Algorithm, register, get_algorithm, GPTQ, _is_norm
 
 # %% auto #0
-__all__ = ['ROUNDINGS', 'ROTATIONS', 'hadamard_matrix', 'random_orthogonal', 'rotate_model', 'QuaRot']
+__all__ = ['ROUNDINGS', 'ROTATIONS', 'hadamard_matrix', 'random_orthogonal', 'rotate_model', 'hadamard_rotation',
+           'OnlineRotation', 'add_online_rotations', 'QuaRot']
 
 # %% ../nbs/07c_rotation.ipynb #4c43cc60
 def _is_prime(q: int) -> bool: return q > 1 and all(q % d for d in range(2, int(q ** 0.5) + 1))
@@ -110,6 +112,16 @@ def _untie_head(model):
         head.weight = nn.Parameter(emb.weight.data.clone())
     for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values(): cfg.tie_word_embeddings = False
 
+def _refuse_if_moved(model, ids, ref: torch.Tensor, what: str) -> float:
+    "The relative change of the logits on the probe since `ref`; refuses more than float rounding explains."
+    got = model(ids).logits.double()
+    err = ((got - ref).abs().max() / ref.abs().max()).item()
+    tol = 1e-2 if next(model.parameters()).dtype == torch.float32 else 5e-2   # rounding over 30 fp32 layers: 1e-4; a broken assumption: O(1)
+    if not err <= tol:
+        raise ConfigError(f"{what} changed {model.config.model_type}'s outputs (relative error {err:.2g} > {tol:g}): the "
+                          f"architecture is not rotation-invariant as built here; use quant.method gptq or awq_gptq")
+    return err
+
 def _matmul_(w: torch.Tensor, left=None, right=None, chunk: int = 8192):
     "w ← left @ w @ right in float64, in row chunks (an embedding's rows are many)."
     if left is not None: w.copy_((left.to(w.device) @ w.double()).to(w.dtype))
@@ -148,14 +160,47 @@ def rotate_model(model, seed: int = 0, kind: str = 'hadamard') -> dict:
                 _matmul_(lin.weight, left=Q.T)
                 if lin.bias is not None: lin.bias.copy_((lin.bias.double() @ Q.to(lin.bias.device)).to(lin.bias.dtype))
                 writers.append(n)
-    got = model(ids).logits.double()
-    err = ((got - ref).abs().max() / ref.abs().max()).item()
-    tol = 1e-2 if emb.weight.dtype == torch.float32 else 5e-2     # rounding over 30 fp32 layers: 1e-4; a broken assumption: O(1)
-    if not err <= tol:
-        raise ConfigError(f"rotation changed {model.config.model_type}'s outputs (relative error {err:.2g} > {tol:g}): the "
-                          f"architecture is not rotation-invariant as built here; use quant.method gptq or awq_gptq")
+    err = _refuse_if_moved(model, ids, ref, 'rotation')
     return dict(size=d, kind='hadamard' if (Q.abs() == Q[0, 0].abs()).all() else 'random',    # ±1/√n: Hadamard
                 norms_folded=len(readers), writers=sorted(set(writers)), relative_error=err)
+
+# %% ../nbs/07c_rotation.ipynb #279baf5e
+def hadamard_rotation(n: int) -> torch.Tensor:
+    "The normalised Hadamard matrix `H/√n` (float64) QuaRot applies online; a random orthogonal one where none is built here."
+    H = hadamard_matrix(n)
+    return H / math.sqrt(n) if H is not None else random_orthogonal(n, kind='random')
+
+class OnlineRotation(nn.Module):
+    """A linear whose input is turned by the orthogonal `R` on the fly, its weight by the same `R` offline (`W ← WR`):
+    `(xR)(WR)ᵀ = xWᵀ`, and whatever quantizes the linear's input sees `xR`."""
+    def __init__(self, linear: nn.Module, R: torch.Tensor):
+        super().__init__(); self.linear = linear
+        self.register_buffer('rotation', R.to(linear.weight.dtype), persistent=False)   # not a weight: a transform
+    @property
+    def weight(self): return self.linear.weight
+    @property
+    def bias(self): return self.linear.bias
+    def forward(self, x): return self.linear(x @ self.rotation.to(x.dtype))
+
+@torch.no_grad()
+def add_online_rotations(model) -> dict:
+    """Wrap every block linear that reads no norm (its input is not the residual stream: o_proj, down_proj) in an
+    `OnlineRotation` by the Hadamard matrix of its input size. In place; refuses a model whose outputs move."""
+    ids = _probe(model)
+    ref = model(ids).logits.double()
+    reading = {id(l) for ls in _norm_readers(model, ids).values() for l in ls}
+    mats, turned = {}, set()
+    for b in transformer_blocks(model):
+        for name, lin in list(block_linears(b).items()):
+            if id(lin) in reading: continue
+            n = lin.in_features
+            if n not in mats: mats[n] = hadamard_rotation(n)
+            _matmul_(lin.weight, right=mats[n])
+            parent, leaf = (b.get_submodule(name.rsplit('.', 1)[0]), name.rsplit('.', 1)[1]) if '.' in name else (b, name)
+            setattr(parent, leaf, OnlineRotation(lin, mats[n])); turned.add(name)
+    err = _refuse_if_moved(model, ids, ref, 'online rotation')
+    return dict(linears=sorted(turned), relative_error=err,
+                sizes={n: 'hadamard' if (R.abs() == R[0, 0].abs()).all() else 'random' for n, R in mats.items()})
 
 # %% ../nbs/07c_rotation.ipynb #e8726f23
 ROUNDINGS, ROTATIONS = ('gptq', 'rtn'), ('hadamard', 'random')
@@ -169,6 +214,8 @@ class QuaRot(Algorithm):
         rounding: str = 'gptq'       # gptq | rtn
         seed: int = 0
         rotation: str = 'hadamard'   # hadamard | random (a random orthogonal matrix)
+        online: Optional[bool] = None    # online Hadamards of the inputs that are not the stream; None: with `act` only
+        act: Optional[QuantSpec] = None  # activation grid, e.g. QuantSpec(8, True, 'per_token'): W4A8
     def __init__(self, config=None, **kw):
         super().__init__(config, **kw)
         c = self.config
@@ -177,9 +224,13 @@ class QuaRot(Algorithm):
         fields = GPTQ.Config.__dataclass_fields__ if c.rounding == 'gptq' else ('weight',)
         self.rounder = get_algorithm(c.rounding, **{f: getattr(c, f) for f in fields})
         self.reads_data = self.rounder.reads_data
+        self.online = c.act is not None if c.online is None else c.online
         self.rotated = None
     def prepare(self, model):
         self.rotated = rotate_model(model, self.config.seed, self.config.rotation)
+        if self.online: self.rotated['online'] = add_online_rotations(model)
     def calibrate_block(self, block, hidden, kwargs):
         self.rounder.grids = self.grids            # the engine's grids
-        return self.rounder.calibrate_block(block, hidden, kwargs)
+        stats = self.rounder.calibrate_block(block, hidden, kwargs)
+        if self.config.act is not None: wrap_act_quant(block, self.config.act)    # the next block sees quantized inputs' outputs
+        return stats
