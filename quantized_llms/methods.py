@@ -163,8 +163,10 @@ class EngineMethod(Method):
             modes['real'] = 'the packed GPTQ format cannot hold 16-bit outlier columns (save fake; the size is estimated)'
         return modes
     def scheme_tag(self, qc: QuantConfig) -> str:
-        f = getattr(self.special(qc), 'outlier_fraction', 0)
-        return qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
+        sp = self.special(qc)
+        f = getattr(sp, 'outlier_fraction', 0)
+        return (qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
+                + (f' + importance-weighted mse {sp.mse}' if getattr(sp, 'mse_importance', False) else ''))
     def algorithm_kwargs(self, qc: QuantConfig) -> dict:
         kw = dict(weight=qc.weight, **asdict(self.special(qc)))
         if self.act != 'never': kw['act'] = qc.act
@@ -219,8 +221,12 @@ class GPTQ(EngineMethod):
         hessian_per_window: bool = True  # xᵀx per calibration window, summed as GPTQModel sums it (same checkpoint on a CPU)
         stack_shared_input: bool = True  # q/k/v (gate/up) through GPTQ as one stacked weight
         outlier_fraction: float = 0.0    # OWQ: this share of each weight's input columns kept in 16 bits (fake only)
+        mse_importance: bool = False     # mse's search weighted by each input's mean square (llm-compressor's imatrix_mse)
         def validate(self, where):
             super().validate(where)
+            if self.mse_importance and not self.mse:
+                raise ConfigError(f"{where}.mse_importance: weights the grid search, which is off; set {where}.mse too "
+                                  f"(3, llm-compressor's norm, or 2.4, GPTQModel's)")
             if not 0 <= self.outlier_fraction < 0.5:
                 raise ConfigError(f"{where}.outlier_fraction: must be in [0, 0.5) (0.01 keeps 1% of the columns), got {self.outlier_fraction}")
             if self.outlier_fraction and self.order == 'group_aware':

@@ -72,8 +72,10 @@ def quantize_tensor(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     return out.reshape(shape).to(x.dtype)
 
 # %% ../nbs/06_quantizers.ipynb #2b1acb77
-def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: int = 100, maxshrink: float = 0.8) -> tuple:
-    "Scale and zero point per row of `x`: the min-max range shrunk to the factor whose rounding error `‖x - q(x)‖_norm` is least."
+def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: int = 100, maxshrink: float = 0.8,
+               importance: Optional[torch.Tensor] = None) -> tuple:
+    """Scale and zero point per row of `x`: the min-max range shrunk to the factor whose rounding error `‖x - q(x)‖_norm` is
+    least. `importance` (one weight per column of `x`, or one per entry): each entry's error counts that much."""
     maxq = 2 ** bits - 1
     scale, zero = minmax_params(x, bits, sym)
     xmin, xmax = minmax_range(x, sym)
@@ -88,7 +90,8 @@ def mse_params(x: torch.Tensor, bits: int, sym: bool, norm: float = 2.4, grid: i
             lo, hi = torch.floor(ideal).clamp(0, maxq), torch.ceil(ideal).clamp(0, maxq)
             candidates.append(torch.where(z1 == lo, hi, lo))
         for z in candidates:
-            err = (fake_quantize(x, s1[:, None], z[:, None], maxq) - x).abs_().pow_(norm).sum(1)
+            err = (fake_quantize(x, s1[:, None], z[:, None], maxq) - x).abs_().pow_(norm)
+            err = (err if importance is None else err.mul_(importance)).sum(1)
             better = err < best
             best, scale, zero = torch.where(better, err, best), torch.where(better, s1, scale), torch.where(better, z, zero)
     return scale, zero
