@@ -53,7 +53,7 @@ def rows_of(run: Path) -> list:
             size, estimated = config_estimated_bytes(r), True
         p = r['positions'][pos]
         sp = r['config']['quant'].get('special') or {}
-        out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') else '')
+        out.append(dict(model=f"{r['method_title']} {r['scheme']}" + (f" mse {sp['mse']}" if sp.get('mse') and ' mse ' not in r['scheme'] else '')
                              + (' no clip' if sp.get('clip') is False else '') + (' (size estimated)' if estimated else ''),
                         run=run.parent.parent.name if run.parent.name == 'results' else run.name, position=pos, ppl=p['ppl'], kld=p['kld_mean'], top1=p['top1_agreement'],
                         size_bytes=size, file_bytes=(r['outputs'].get('real') or {}).get('bytes'),
