@@ -85,7 +85,8 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
         with act_quant_unwrapped(model) as n_act:      # a checkpoint holds weights; the activation grid is not one
             outputs[mode] = save_checkpoint(model, tok, lay.quantized_dir(mode), overwrite=True)
         if n_act: notes.append(f"{mode}: the checkpoint holds the rounded weights only; the {n_act} linears' inputs are "
-                               f"quantized ({qc.act.tag}) on the fly in this stage's evaluation, which the file does not record")
+                               f"quantized ({qc.act.tag}) on the fly" + (" in this stage's evaluation" if 'fake_quant' in positions else '')
+                               + ", which the file does not record")
     models = {}
     if 'transformed' in positions:
         if res.transformed is not None: models['transformed'] = res.transformed

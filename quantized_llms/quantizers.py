@@ -177,8 +177,9 @@ def act_quant_unwrapped(model: nn.Module):
     weights under the architecture's own names); the activation grid is a run-time setting, not a weight."""
     swapped = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
                if isinstance(child, ActQuantLinear)]
-    for parent, name, child in swapped: setattr(parent, name, child.linear)
-    try: yield len(swapped)
+    try:
+        for parent, name, child in swapped: setattr(parent, name, child.linear)
+        yield len(swapped)
     finally:
         for parent, name, child in swapped: setattr(parent, name, child)
 
