@@ -14,7 +14,7 @@ from .core import ConfigError, UnsupportedArchitectureError, QuantSpec, GRANULAR
 # %% auto #0
 __all__ = ['minmax_range', 'divide_by_int', 'minmax_params', 'fake_quantize', 'grid_group_size', 'round_with_grid',
            'quantize_tensor', 'mse_params', 'hqq_params', 'hqq_round', 'transformer_blocks', 'block_linears',
-           'ActQuantLinear', 'wrap_act_quant', 'act_quant_unwrapped', 'round_block', 'round_model']
+           'ActQuantLinear', 'replace_module', 'wrap_act_quant', 'act_quant_unwrapped', 'round_block', 'round_model']
 
 # %% ../nbs/06_quantizers.ipynb #fbaf04e7
 def minmax_range(x: torch.Tensor, sym: bool) -> tuple:
@@ -163,12 +163,16 @@ class ActQuantLinear(nn.Module):
     def bias(self): return self.linear.bias
     def forward(self, x): return self.linear(quantize_tensor(x, self.spec).to(x.dtype))
 
+def replace_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    "Put `new` where `root`'s submodule `name` (dotted, e.g. 'mlp.down_proj') is."
+    parent, _, leaf = name.rpartition('.')
+    setattr(root.get_submodule(parent) if parent else root, leaf, new)
+
 def wrap_act_quant(block: nn.Module, spec: QuantSpec) -> int:
     "Wrap every linear of `block` in `ActQuantLinear`; returns how many."
     n = 0
     for name, lin in list(block_linears(block).items()):
-        parent = block.get_submodule(name.rsplit('.', 1)[0]) if '.' in name else block
-        setattr(parent, name.rsplit('.', 1)[-1], ActQuantLinear(lin, spec)); n += 1
+        replace_module(block, name, ActQuantLinear(lin, spec)); n += 1
     return n
 
 @contextlib.contextmanager

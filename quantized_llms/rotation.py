@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 from .core import ConfigError, QuantSpec
-from .quantizers import transformer_blocks, block_linears, wrap_act_quant
+from .quantizers import transformer_blocks, block_linears, wrap_act_quant, replace_module
 from .blockwise import Algorithm, register, get_algorithm, GPTQ, _is_norm
 
 # %% auto #0
@@ -196,8 +196,7 @@ def add_online_rotations(model) -> dict:
             n = lin.in_features
             if n not in mats: mats[n] = hadamard_rotation(n)
             _matmul_(lin.weight, right=mats[n])
-            parent, leaf = (b.get_submodule(name.rsplit('.', 1)[0]), name.rsplit('.', 1)[1]) if '.' in name else (b, name)
-            setattr(parent, leaf, OnlineRotation(lin, mats[n])); turned.add(name)
+            replace_module(b, name, OnlineRotation(lin, mats[n])); turned.add(name)
     err = _refuse_if_moved(model, ids, ref, 'online rotation')
     return dict(linears=sorted(turned), relative_error=err,
                 sizes={n: 'hadamard' if (R.abs() == R[0, 0].abs()).all() else 'random' for n, R in mats.items()})
