@@ -70,24 +70,27 @@ class PhaseTimer:
         return f
 
 def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings=None, batch_size=8):
-    from quantized_llms import blockwise
+    from quantized_llms import engine
+    from quantized_llms.algorithms import gptq
+    from quantized_llms.algorithm import get_algorithm
+    from quantized_llms.engine import quantize_model
     from quantized_llms.core import Measure
     from quantized_llms.gptq_format import save_gptq_checkpoint
     model = copy.deepcopy(model)
-    alg = blockwise.get_algorithm(algo, **engine_grid(algo), **(settings or {}))
+    alg = get_algorithm(algo)(**engine_grid(algo), **(settings or {}))
     restore = []
     if profile is not None:
-        restore = [(blockwise, n, profile.wrap(blockwise, n, ph)) for n, ph in
-                   (('_accumulate_hessian', 'Hessians (block forwards to each group, x^T x)'),
-                    ('gptq_quantize_weight', 'GPTQ maths (Cholesky, column loop)'),
-                    ('capture_block_inputs', 'capturing block 0 inputs'))]
+        restore = [(mod, n, profile.wrap(mod, n, ph)) for mod, n, ph in
+                   ((gptq, 'accumulate_hessian', 'Hessians (block forwards to each group, x^T x)'),
+                    (gptq, 'gptq_quantize_weight', 'GPTQ maths (Cholesky, column loop)'),
+                    (engine, 'capture_block_inputs', 'capturing block 0 inputs'))]
     try:
         with Measure() as m:
-            blockwise.quantize_model(model, calib, alg, batch_size=batch_size, device=device)
+            quantize_model(model, calib, alg, batch_size=batch_size, device=device)
             names = {mod: n for n, mod in model.named_modules()}
             t0 = time.perf_counter()
-            if getattr(alg.config, 'act', None) is None:    # a packed checkpoint holds weight-only models
-                save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.config.weight, out_dir)
+            if alg.act is None:    # a packed checkpoint holds weight-only models
+                save_gptq_checkpoint(model, tok, {names[l]: g for l, g in alg.grids.items()}, alg.weight, out_dir)
                 if profile is not None: profile.t['packing and saving the checkpoint'] += time.perf_counter() - t0
     finally:
         for mod, n, f in restore: setattr(mod, n, f)
@@ -96,17 +99,16 @@ def ours(model, tok, calib, out_dir, device, profile=None, algo='gptq', settings
 def engine_grid(algo: str) -> dict:
     "The grid our engine runs `algo` on here: W4 g128 symmetric, as GPTQModel's default; SmoothQuant keeps its W8A8."
     from quantized_llms.core import QuantSpec
-    import quantized_llms.methods       # registers every engine algorithm (prune and quarot live in modules of their own)
     return {} if algo == 'smoothquant' else dict(weight=QuantSpec(4, True, 'per_group', 128))
 
 def quant_text(algo: str) -> str:
     "The settings `algo` runs with here, read off its config (so a record cannot describe other settings)."
     import dataclasses
-    from quantized_llms import blockwise
-    c = blockwise.get_algorithm(algo, **engine_grid(algo)).config
+    from quantized_llms.algorithm import get_algorithm
+    alg = get_algorithm(algo)(**engine_grid(algo))
     grid = lambda what, q: f"{what} {q.bits}-bit {q.granularity}{f' {q.group_size}' if q.granularity == 'per_group' else ''} {'sym' if q.sym else 'asym'}"
-    rest = {k: v for k, v in dataclasses.asdict(c).items() if k not in ('weight', 'act')}
-    return ', '.join([grid('weight', c.weight)] + ([grid('act', c.act) + ' (fake-quantized)'] if getattr(c, 'act', None) else [])
+    rest = dataclasses.asdict(alg.config)
+    return ', '.join([grid('weight', alg.weight)] + ([grid('act', alg.act) + ' (fake-quantized)'] if alg.act else [])
                      + [f'{k} {v}' for k, v in rest.items()])
 
 def parse_variants(text: str) -> list:
@@ -116,10 +118,10 @@ def parse_variants(text: str) -> list:
 
 def gptqmodel(model, tok, ckpt, calib, out_dir, device):
     from quantized_llms.core import RunConfig
-    from quantized_llms.methods import get_method, QuantizeJob
+    from quantized_llms.algorithm import get_algorithm, QuantizeJob
     backend = 'triton' if torch.device(device).type == 'cuda' else 'auto'
     qc = RunConfig.from_dict({'quant': {'method': 'gptqmodel', 'special': {'backend': backend}}}).quant
-    res = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, device, real_dir=out_dir, source_dir=lambda: ckpt))
+    res = get_algorithm('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, device, real_dir=out_dir, source_dir=lambda: ckpt))
     return dict(seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes, peak_cuda_bytes=res.peak_cuda_bytes)
 
 def compare_packed(a: Path, b: Path) -> dict:

@@ -37,7 +37,7 @@ def main():
     args = ap.parse_args()
     from transformers import AutoConfig, AutoModelForCausalLM
     from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, markdown_table, run_metadata, dir_size_bytes
-    from quantized_llms.methods import get_method, QuantizeJob
+    from quantized_llms.algorithm import get_algorithm, QuantizeJob
     from quantized_llms.gptq_format import load_gptq
     work = Path(tempfile.mkdtemp())
     shape = dict(SHAPES[args.shape]); mt = shape.pop('model_type')
@@ -49,7 +49,7 @@ def main():
     n_params = model.num_parameters()
     calib = torch.randint(2, shape['vocab_size'], (args.n_samples, args.seq_len), generator=torch.Generator().manual_seed(0))
     qc = RunConfig.from_dict({'quant': {'method': 'gptqmodel', 'special': {'backend': 'triton'}}}).quant
-    res = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=work/'out'/f'{args.shape}-GPTQ',
+    res = get_algorithm('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=work/'out'/f'{args.shape}-GPTQ',
                                                        source_dir=lambda: ckpt))
     del model
     run = dict(output_dir=str(res.real_dir), quant_seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes,

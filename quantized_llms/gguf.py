@@ -16,7 +16,7 @@ from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
-from .runs import RunLayout
+from .runs import RunLayout, calibration_data, evaluation_text, evaluation_windows
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
@@ -58,7 +58,7 @@ def keep_contexts_open(n_files: int, n_batch: int, n_vocab: int) -> bool:
 def gguf_tensor_names(model, arch: str) -> dict:
     "{module name: GGUF tensor name} of the linear layers in the model's blocks, for llama.cpp architecture `arch`."
     import gguf
-    from quantized_llms.quantizers import transformer_blocks
+    from quantized_llms.blocks import transformer_blocks
     arch_id = next((k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch), None)
     if arch_id is None: raise GGUFError(f"gguf-py knows no architecture {arch!r}: an importance matrix cannot be named for it")
     names = gguf.get_tensor_name_map(arch_id, len(transformer_blocks(model)))
@@ -146,7 +146,6 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
     tok = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     ref, imatrix, imatrix_rec = None, None, None
     if g.imatrix:     # from the original's activations: it weighs the original's columns (not AWQ-scaled ones)
-        from quantized_llms.quantize import calibration_data
         ref, _ = load_from_config(cfg.model)
         t0 = time.perf_counter()
         entries = collect_imatrix(ref, calibration_data(cfg, tok), gguf_tensor_names(ref, gguf_info(files['F16'])['architecture']),
@@ -164,9 +163,8 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
             if path.exists(): path.unlink()    # left by an unfinished run (no gguf.json yet): quantizing again takes seconds
             runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=None if prefix else imatrix)
             files[f'{prefix}{t}'] = Path(runs[f'{prefix}{t}'].path)
-    text = load_text(e.name, e.split, e.path, e.text_field if e.path else None)
-    from quantized_llms.perplexity import eval_windows
-    windows = eval_windows(tokenize_text(tok, text), e.seq_len, e.max_windows)
+    text = evaluation_text(cfg)
+    windows = evaluation_windows(cfg, tok, text)
     chunk = tokens_per_chunk(len(tok))
     keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
     models = {k: LazyGGUF(p, n_ctx=e.seq_len, n_batch=chunk, keep_open=keep) for k, p in files.items()}

@@ -15,7 +15,7 @@ from .data import load_text, tokenize_text
 from .perplexity import perplexity
 from .runs import RunLayout, check_sequence_lengths
 from .quantize import run_quantize, check_quantize
-from .blockwise import data_parallel
+from .engine import data_parallel
 from .gguf import run_gguf
 from .hub import run_publish
 

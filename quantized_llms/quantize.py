@@ -11,16 +11,15 @@ from typing import Optional
 import torch
 from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes, resolve_device
 from .models import load_config, load_tokenizer, load_from_config, save_checkpoint
-from .data import load_text, tokenize_text, calibration_windows
-from .perplexity import eval_windows, compare_to_reference
+from .perplexity import compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
-from .methods import QuantizeJob
-from .blockwise import data_parallel
-from .quantizers import act_quant_unwrapped
-from .runs import RunLayout, check_sequence_lengths
+from .algorithm import QuantizeJob, load_algorithms
+from .engine import data_parallel
+from .blocks import act_quant_unwrapped
+from .runs import RunLayout, calibration_data, evaluation_windows
 
 # %% auto #0
-__all__ = ['check_quantize', 'calibration_data', 'evaluation_windows', 'run_quantize', 'quantize_markdown']
+__all__ = ['check_quantize', 'run_quantize', 'quantize_markdown']
 
 # %% ../nbs/01_quantize.ipynb #c41803aa
 def check_quantize(cfg: RunConfig) -> list:
@@ -28,26 +27,13 @@ def check_quantize(cfg: RunConfig) -> list:
     lay = RunLayout(cfg)
     model_config = load_config(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     if (dp := data_parallel()) is not None:
-        from quantized_llms.blockwise import ALGORITHMS
-        alg = ALGORITHMS.get(getattr(lay.method, 'algorithm', ''))
-        if alg is None or not alg.data_parallel:
-            able = sorted(n for n, a in ALGORITHMS.items() if a.data_parallel)
+        if not lay.method.data_parallel:
+            able = sorted(n for n, a in load_algorithms().items() if a.data_parallel)
             raise ConfigError(f"quant.method: {cfg.quant.method} does not calibrate data-parallel ({dp[1]} ranks); use "
                               f"{', '.join(able)}, or run in one process")
     return lay.method.check(cfg.quant, cfg.save.modes, model_config, cfg.calib.n_samples * cfg.calib.seq_len)
 
-def calibration_data(cfg: RunConfig, tokenizer) -> torch.Tensor:
-    "The calibration windows `cfg.calib` names (n_samples x seq_len token ids)."
-    c = cfg.calib
-    text = load_text(c.name, 'train', c.path, c.text_field if c.path else None)
-    return calibration_windows(tokenize_text(tokenizer, text), c.n_samples, c.seq_len, c.seed)
 
-def evaluation_windows(cfg: RunConfig, tokenizer) -> torch.Tensor:
-    "The evaluation windows `cfg.eval` names, checked against the model's context length."
-    e = cfg.eval
-    check_sequence_lengths(cfg)
-    return eval_windows(tokenize_text(tokenizer, load_text(e.name, e.split, e.path, e.text_field if e.path else None)),
-                        e.seq_len, e.max_windows)
 
 # %% ../nbs/01_quantize.ipynb #7cf250f0
 def _load_real(path, device: str, loader: str = 'auto'):
@@ -101,7 +87,7 @@ def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
     src_bytes = sum(t.numel() * t.element_size() for t in fp.state_dict().values())
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, method=lay.method.name,
                   method_title=lay.method.title, scheme=lay.method.scheme_tag(qc), repo_name=lay.quantized_name, quant=asdict(qc),
-                  special=asdict(lay.method.special(qc)), warnings=warnings, notes=notes,
+                  special=asdict(lay.method.settings(qc)), warnings=warnings, notes=notes,
                   run=dict(seconds=res.seconds, peak_rss_bytes=res.peak_rss_bytes, peak_cuda_bytes=res.peak_cuda_bytes,
                            calib_tokens=int(calib.numel())),
                   positions={('pretrain' if k == 'reference' else k): v for k, v in cmp.items()},

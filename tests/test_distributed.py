@@ -14,14 +14,15 @@ ALGOS = {'gptq': dict(weight=dict(bits=4, sym=True, granularity='per_group', gro
 
 def _worker(rank, world, init, out, algo, arch, reduces=True):
     from quantized_llms.core import QuantSpec
-    from quantized_llms.blockwise import get_algorithm, quantize_model
+    from quantized_llms.algorithm import get_algorithm
+    from quantized_llms.engine import quantize_model
     from quantized_llms.models import tiny_model
     dist.init_process_group('gloo', init_method=f'file://{init}', rank=rank, world_size=world)
     try:
         model = tiny_model(arch, vocab_size=512, seed=0)
         calib = torch.randint(0, 512, (8, 48), generator=torch.Generator().manual_seed(0))
         kw = {k: QuantSpec(**v) if isinstance(v, dict) else v for k, v in ALGOS[algo].items()}
-        alg = get_algorithm(algo.removesuffix('_sampled'), **kw)
+        alg = get_algorithm(algo.removesuffix('_sampled'))(**kw)
         if not reduces: alg.data_parallel = False       # as an algorithm whose statistics are not reduced over ranks
         try: quantize_model(model, calib, alg, batch_size=2, progress=False)
         except Exception as e:

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 from quantized_llms.core import QuantSpec
-from quantized_llms.quantizers import minmax_params, transformer_blocks
-from quantized_llms.blockwise import (gptq_block_torch, gptq_block_triton, gptq_quantize_weight, get_algorithm,
-                                      quantize_model, triton)
+from quantized_llms.quantizers import minmax_params
+from quantized_llms.blocks import transformer_blocks
+from quantized_llms.algorithms.gptq import gptq_block_torch, gptq_block_triton, gptq_quantize_weight, triton
+from quantized_llms.algorithm import get_algorithm
+from quantized_llms.engine import quantize_model
 from quantized_llms.models import tiny_model
-import quantized_llms.rotation       # registers the engine's quarot
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 sys.path.insert(0, str(Path(__file__).parents[1]/'benchmarks'))
@@ -74,7 +75,7 @@ def test_engine_offloaded_equals_resident(model_type, algo):
     calib = torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(0))
     kw = dict(weight=QuantSpec(4, True, 'per_group', 32)) if algo != 'smoothquant' else {}
     resident, offloaded = copy.deepcopy(model).cuda(), copy.deepcopy(model)
-    a, b = get_algorithm(algo, **kw), get_algorithm(algo, **kw)
+    a, b = get_algorithm(algo)(**kw), get_algorithm(algo)(**kw)
     quantize_model(resident, calib, a, progress=False)
     stats = quantize_model(offloaded, calib, b, progress=False, device='cuda')
     assert next(offloaded.parameters()).device.type == 'cpu'
@@ -91,7 +92,7 @@ def test_packing_on_gpu_writes_the_same_bytes(tmp_path):
     from quantized_llms.gptq_format import save_gptq_checkpoint
     model = tiny_model('llama', vocab_size=49152)
     calib = torch.randint(0, 49152, (8, 64), generator=torch.Generator().manual_seed(0))
-    alg = get_algorithm('gptq', weight=QuantSpec(4, True, 'per_group', 32))
+    alg = get_algorithm('gptq')(weight=QuantSpec(4, True, 'per_group', 32))
     quantize_model(model, calib, alg, progress=False, device='cuda')
     names = {m: n for n, m in model.named_modules()}
     grids = {names[l]: g for l, g in alg.grids.items()}
@@ -108,7 +109,7 @@ def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
     from quantized_llms.core import RunConfig
-    from quantized_llms.methods import get_method, QuantizeJob
+    from quantized_llms.algorithm import get_algorithm, QuantizeJob
     from quantized_llms.models import save_checkpoint
     tok = word_tokenizer(49152)
     model = tiny_model(arch, seed=5).half()
@@ -118,9 +119,9 @@ def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float16).eval()
     calib = torch.randint(0, 49152, (8, 128), generator=torch.Generator().manual_seed(0))
     qc = RunConfig.from_dict({'quant': {'weight': {'group_size': 32}, 'special': {'backend': 'triton'}}}).quant
-    ref = get_method('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ref', source_dir=lambda: src))
+    ref = get_algorithm('gptqmodel').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ref', source_dir=lambda: src))
     qc = RunConfig.from_dict({'quant': {'method': 'gptq', 'weight': {'group_size': 32}}}).quant
-    ours = get_method('gptq').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ours'))
+    ours = get_algorithm('gptq').quantize(QuantizeJob(qc, model, tok, calib, 'cuda', real_dir=tmp_path/'ours'))
     a, b = (load_file(str(r.real_dir/'model.safetensors')) for r in (ours, ref))
     keys = [k for k in b if k.endswith(('.qweight', '.qzeros', '.scales', '.g_idx'))]
     assert keys and [k for k in keys if not torch.equal(a[k], b[k])] == []
@@ -145,7 +146,7 @@ def test_quarot_on_gpu_as_on_cpu():
     runs = {}
     for where in ('cpu', 'offloaded', 'resident'):
         m = copy.deepcopy(model).cuda() if where == 'resident' else copy.deepcopy(model)
-        alg = get_algorithm('quarot', **kw)
+        alg = get_algorithm('quarot')(**kw)
         quantize_model(m, calib, alg, progress=False, device='cuda' if where == 'offloaded' else None)
         assert alg.rotated['relative_error'] < 1e-4 and len(alg.grids) == 7 * model.config.num_hidden_layers, where
         runs[where] = {k: v.cpu() for k, v in m.state_dict().items()}

@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p for p in (REPO/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+NOTEBOOKS = sorted(p for p in (REPO/'nbs').rglob('*.ipynb') if not p.name.startswith('_') and '.ipynb_checkpoints' not in p.parts)
 
 def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 5, NOTEBOOKS
 
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(REPO/'nbs').with_suffix('')) for p in NOTEBOOKS])
 def test_notebook_runs(nb):
     nbdev_test = Path(sys.executable).parent/'nbdev_test'
     r = subprocess.run([str(nbdev_test), '--path', str(nb), '--do_print'], cwd=REPO, capture_output=True, text=True,

@@ -11,10 +11,11 @@ def _copy_project(tmp):
 
 def test_modules_in_sync_with_notebooks(tmp_path):
     _copy_project(tmp_path)
-    for f in (tmp_path/'quantized_llms').glob('*.py'): f.unlink()
+    for f in (tmp_path/'quantized_llms').rglob('*.py'): f.unlink()
     subprocess.run([str(BIN/'nbdev_export')], cwd=tmp_path, check=True)
-    made = {f.name: f.read_text() for f in (tmp_path/'quantized_llms').glob('*.py')}
-    have = {f.name: f.read_text() for f in (REPO/'quantized_llms').glob('*.py')}
+    modules = lambda root: {str(f.relative_to(root)): f.read_text() for f in (root/'quantized_llms').rglob('*.py')
+                            if '__pycache__' not in f.parts}
+    made, have = modules(tmp_path), modules(REPO)
     assert sorted(made) == sorted(have), 'modules without a notebook, or notebooks not exported: run nbdev_export'
     stale = [n for n in made if made[n] != have[n]]
     assert not stale, f'{stale} differ from their notebooks: edit the notebook and run nbdev_export'
@@ -22,14 +23,15 @@ def test_modules_in_sync_with_notebooks(tmp_path):
 def test_notebooks_clean(tmp_path):
     _copy_project(tmp_path)
     subprocess.run([str(BIN/'nbdev_clean')], cwd=tmp_path, check=True)
-    dirty = [p.name for p in (REPO/'nbs').glob('*.ipynb') if p.read_text() != (tmp_path/'nbs'/p.name).read_text()]
+    dirty = [str(p.relative_to(REPO/'nbs')) for p in (REPO/'nbs').rglob('*.ipynb')
+             if p.read_text() != (tmp_path/'nbs'/p.relative_to(REPO/'nbs')).read_text()]
     assert not dirty, f'{dirty} are not clean: run nbdev_clean'
 
 def _parameter_cells(nb):
     return [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
 
 def test_stage_notebooks_have_one_literal_parameters_cell():
-    for p in sorted((REPO/'nbs').glob('[0-9]*.ipynb')):
+    for p in sorted([*(REPO/'nbs').glob('[0-9]*.ipynb'), *(REPO/'nbs'/'algorithms').glob('*.ipynb')]):
         cells = _parameter_cells(json.loads(p.read_text()))
         assert len(cells) == 1, f'{p.name}: {len(cells)} cells tagged parameters, want exactly 1'
         tree = ast.parse(''.join(cells[0]['source']))
@@ -50,23 +52,33 @@ def test_docs_build(tmp_path):
     assert r.returncode == 0, f'docs processing failed (keep imports in cells of their own):\n{r.stderr[-3000:]}'
     assert (tmp_path/'_proc'/'05_pipeline.ipynb').is_file()
 
+def _module_name(path: Path) -> str:
+    "'core', 'algorithms.gptq': a module's name inside the package."
+    return '.'.join(path.relative_to(REPO/'quantized_llms').with_suffix('').parts)
+
 def _imports(path: Path) -> set:
-    "The quantized_llms modules a module imports, at the top or inside functions."
-    out = set()
+    "The quantized_llms modules a module imports, at the top or inside functions ('algorithms.gptq', 'core', ...)."
+    here, out = _module_name(path).split('.')[:-1], set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            mod = node.module if node.level == 0 else 'quantized_llms.' + node.module
-            if node.level and not node.module: mod = None
-            if mod and mod.startswith('quantized_llms.'): out.add(mod.split('.')[1])
-            elif node.level and not node.module: out |= {a.name for a in node.names}
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = '.'.join(here[:len(here) - node.level + 1] + ([node.module] if node.module else []))
+            elif node.module and node.module.startswith('quantized_llms.'): base = node.module.removeprefix('quantized_llms.')
+            else: continue
+            names = [f'{base}.{a.name}' if base else a.name for a in node.names]
+            found = [n for n in names if (REPO/'quantized_llms'/(n.replace('.', '/') + '.py')).is_file()]
+            out |= set(found) if found else {base}
         elif isinstance(node, ast.Import):
-            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('quantized_llms.')}
-    return out - {'_modidx'}
+            out |= {a.name.removeprefix('quantized_llms.') for a in node.names if a.name.startswith('quantized_llms.')}
+    return out - {'_modidx', ''}
+
+MODULES = {_module_name(p): p for p in (REPO/'quantized_llms').rglob('*.py') if not p.name.startswith('_')}
 
 def test_no_import_cycles():
     "Modules import downwards only: a cycle through any import, lazy ones inside functions included, fails."
-    mods = {p.stem: _imports(p) for p in (REPO/'quantized_llms').glob('*.py') if not p.stem.startswith('_')}
+    mods = {m: _imports(p) for m, p in MODULES.items()}
     assert mods['models'] and 'core' in mods['models'], mods['models']     # the scan sees imports
+    assert {'core', 'algorithm', 'algorithms.gptq'} <= mods['algorithms.gptqmodel'], mods['algorithms.gptqmodel']
     state, cycles = {}, []
     def visit(m, path):
         state[m] = 'open'
@@ -77,3 +89,12 @@ def test_no_import_cycles():
     for m in sorted(mods):
         if m not in state: visit(m, [m])
     assert not cycles, f'import cycles: {[" -> ".join(c) for c in cycles]}'
+
+STAGES = ('quantize', 'gguf', 'benchmark', 'hub')
+
+def test_stages_apart():
+    "A stage imports no other stage; the run layer and the engine import no algorithm (the registry finds them)."
+    for stage in STAGES:
+        assert not (_imports(MODULES[stage]) & set(STAGES)), f'{stage} imports {_imports(MODULES[stage]) & set(STAGES)}'
+    for m in ('runs', 'engine', 'algorithm', 'blocks', 'quantizers'):
+        assert not {i for i in _imports(MODULES[m]) if i.startswith('algorithms.')}, (m, _imports(MODULES[m]))
