@@ -19,11 +19,11 @@ from .models import load_tokenizer
 from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
 from .runs import RunLayout, Variant, Original, Quantized, GGUF
-from .tasks import SEED_DISPLAY, check_tasks, local_task_dir, task_manager
+from .tasks import TASK_DISPLAY_NAMES, check_tasks, local_task_dir, task_manager
 
 # %% auto #0
 __all__ = ['LlamaCppLM', 'hf_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'evaluate_variant',
-           'seed_table', 'stage_perplexity', 'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
+           'tasks_table', 'stage_perplexity', 'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
 
 # %% ../nbs/03_benchmark.ipynb #e81b5ce2
 @register_model('llama-cpp-inprocess')
@@ -212,8 +212,8 @@ def _fmt(v, stderr=False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return 'N/A' if stderr else '—'
     return f'± {v:.4f}' if stderr else f'{v:.4f}'
 
-def seed_table(results: dict) -> str:
-    "Markdown table in the first seed's format from `{variant label: rows}`."
+def tasks_table(results: dict) -> str:
+    "Markdown table in lm-eval's layout, a Value and Stderr column per variant, from `{variant label: rows}`."
     labels = list(results)
     keys = list(dict.fromkeys((r['task'], r['metric'], r['filter']) for rows in results.values() for r in rows or []))
     index = {lab: {(r['task'], r['metric'], r['filter']): r for r in rows or []} for lab, rows in results.items()}
@@ -221,7 +221,7 @@ def seed_table(results: dict) -> str:
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for _ in head) + '|']
     for k in keys:
         first = next(index[lab][k] for lab in labels if k in index[lab])
-        name = ('- ' if first.get('in_group') else '') + SEED_DISPLAY.get(k[0], k[0]) + ('*' if first.get('computed') else '')
+        name = ('- ' if first.get('in_group') else '') + TASK_DISPLAY_NAMES.get(k[0], k[0]) + ('*' if first.get('computed') else '')
         cells = [name, str(first['version']), k[2], str(first['n_shot']), k[1]]
         for lab in labels:
             r = index[lab].get(k)
@@ -253,7 +253,7 @@ def plot_benchmark(record: dict, path) -> Path:
         pts = [(v['efficiency']['size_bytes'] / 2**20, next(r['value'] for r in v['rows'] if r['task'] == t), v['label'])
                for v in vs if any(r['task'] == t for r in v['rows'])]
         metric = next(r['metric'] for v in vs for r in v['rows'] if r['task'] == t)
-        panel(ax, pts, SEED_DISPLAY.get(t, t).replace('bigbench_', 'bigbench\n'), metric)
+        panel(ax, pts, TASK_DISPLAY_NAMES.get(t, t).replace('bigbench_', 'bigbench\n'), metric)
     panel(axes[0][-1], [(v['efficiency']['size_bytes'] / 2**20, v['perplexity'], v['label']) for v in vs if v.get('perplexity')],
           f"perplexity, {record.get('eval_dataset', '')}", 'perplexity (lower is better)')
     fig.suptitle(f"{record['label']}: quality against size (higher is better but for perplexity)"); fig.tight_layout()
@@ -331,7 +331,7 @@ def benchmark_markdown(record: dict) -> str:
             + f"; num_fewshot {b['num_fewshot']}; gen_kwargs {b['gen_kwargs'] or 'task defaults'}. Task data: "
             + (', '.join(sorted({Path(f).name for f in record['local_data'].values()})) + ' (local files)' if record['local_data'] else 'the Hub')
             + ".\n\n")
-    table = seed_table({v['label']: v.get('rows') for v in record['variants']})
+    table = tasks_table({v['label']: v.get('rows') for v in record['variants']})
     ppl = [dict(variant=v['label'], perplexity=v['perplexity']) for v in record['variants']]
     eff = [dict(variant=v['label'], size_MiB=round(e['size_bytes'] / 2**20, 1), load_s=e['load_seconds'],
                 peak_RSS_GiB=round(e['peak_rss_bytes'] / 2**30, 2), prompt_tok_s=e['prompt_tokens_per_s'],

@@ -9,16 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 import yaml
-from .core import ConfigError, DataError, SEED_TASKS, atomic_write_text, atomic_write_json, file_sha256
+from .core import ConfigError, DataError, CODE_TASKS, atomic_write_text, atomic_write_json, file_sha256
 
 # %% auto #0
-__all__ = ['CODE2TEXT_LANGUAGES', 'SEED_DISPLAY', 'LANGUAGE_SUFFIXES', 'task_data_dir', 'code_tokens', 'summary', 'FunctionDoc',
-           'extract_functions', 'code2text_sample', 'bigbench_rows', 'build_task_data', 'task_manager', 'check_tasks',
-           'leaf_tasks', 'local_task_file', 'local_task_dir', 'load_tasks']
+__all__ = ['CODE2TEXT_LANGUAGES', 'TASK_DISPLAY_NAMES', 'LANGUAGE_SUFFIXES', 'task_data_dir', 'code_tokens', 'summary',
+           'FunctionDoc', 'extract_functions', 'code2text_sample', 'bigbench_rows', 'build_task_data', 'task_manager',
+           'check_tasks', 'leaf_tasks', 'local_task_file', 'local_task_dir', 'load_tasks']
 
 # %% ../nbs/03a_tasks.ipynb #f7307077
 CODE2TEXT_LANGUAGES = ('go', 'java', 'javascript', 'php', 'python', 'ruby')
-SEED_DISPLAY = {'code2text': 'codexglue_code2text'}
+TASK_DISPLAY_NAMES = {'code2text': 'codexglue_code2text'}
 
 def task_data_dir() -> Path:
     "The directory of the task samples shipped with the package."
@@ -189,7 +189,7 @@ def build_task_data(out_dir, code_sources: dict, bigbench_task_json=None, n: int
     """Write `codexglue_code2text_<lang>.jsonl` for each `code_sources[lang] = dict(roots=[...], repo=..., license=...)`
     and `code_line_description_zero_shot.jsonl` from BIG-bench's task.json; return the manifest."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {'description': 'Offline samples of the seed benchmark tasks, in the fields of the Hub datasets they replace.',
+    manifest = {'description': 'Offline samples of the benchmark code tasks, in the fields of the Hub datasets they replace.',
                 'files': {}}
     for lang, src in code_sources.items():
         recs = code2text_sample(src['roots'], lang, n=n, repo=src.get('repo', ''))
