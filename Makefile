@@ -8,7 +8,7 @@ PINS := requirements.txt requirements-nodeps.txt constraints.txt setup.py settin
 STAMP := $(VENV)/.installed-$(shell cat $(PINS) | sha1sum | cut -c1-12)
 CONFIG ?= configs/smollm2-135m.yaml
 
-.PHONY: install demo test export clean-venv
+.PHONY: install demo test export readme clean-venv
 install: $(STAMP)
 
 $(STAMP): $(PINS)
@@ -28,6 +28,9 @@ test: install
 
 export: install
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+readme: install      # README.md from nbs/index.ipynb, as tests/test_readme.py checks it
+	$(BIN)/python tools/readme.py
 
 clean-venv:
 	rm -rf $(VENV)

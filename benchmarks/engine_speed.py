@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 import torch
 
-# CodeLlama-7b (the first seed's 7B attempt), from its published config: a 7B shape for the one-block-on-the-GPU path
+# CodeLlama-7b, from its published config: a 7B shape for the one-block-on-the-GPU path
 EXTRA_SHAPES = {'codellama-7b': dict(model_type='llama', vocab_size=32016, hidden_size=4096, intermediate_size=11008,
                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
                                      max_position_embeddings=16384, rope_theta=1e6)}

@@ -2,7 +2,7 @@
 
 Weights of gated models cannot be fetched on an offline GPU machine, but time and memory depend only on the shapes,
 so this builds `bigcode/starcoderbase-1b`'s architecture from its published config, saves it as an fp16 checkpoint,
-and runs the quantize stage's `gptqmodel` method on it with 128 x 512 calibration tokens (the seed's setting).
+and runs the quantize stage's `gptqmodel` method on it with 128 x 512 calibration tokens (GPTQ's setting).
 
     python benchmarks/gptq_speed.py --shape starcoderbase-1b --out results/starcoderbase-1b-shape
 """
@@ -10,7 +10,7 @@ import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 import torch
 
-# Published configs (config.json on the Hub) of the seed's models, architecture fields only.
+# Published configs (config.json on the Hub) of the StarCoderBase models, architecture fields only.
 SHAPES = {
     'starcoderbase-1b': dict(model_type='gpt_bigcode', vocab_size=49152, n_positions=8192, n_embd=2048, n_layer=24,
                              n_head=16, n_inner=8192, multi_query=True, activation_function='gelu_pytorch_tanh'),

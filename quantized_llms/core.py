@@ -11,7 +11,7 @@ from typing import Optional, Union
 import yaml
 
 # %% auto #0
-__all__ = ['STAGES', 'SEED_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
+__all__ = ['STAGES', 'CODE_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
            'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
            'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
            'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict',
@@ -41,8 +41,8 @@ class OutputExistsError(QuantizedLLMsError, FileExistsError):
 
 # %% ../nbs/00_core.ipynb #2a19a7b0
 STAGES = ('baseline', 'quantize', 'gguf', 'benchmark', 'publish')
-# lm-eval names of the first seed's tasks: the code2text group (six languages) and both code_line_description variants
-SEED_TASKS = ('code2text', 'bigbench_code_line_description_generate_until', 'bigbench_code_line_description_multiple_choice')
+# lm-eval names of the benchmark's code tasks: the code2text group (six languages) and both code_line_description variants
+CODE_TASKS = ('code2text', 'bigbench_code_line_description_generate_until', 'bigbench_code_line_description_multiple_choice')
 BENCH_VARIANTS = ('original', 'quantized', 'gguf')
 DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
 # llama.cpp file types offered by the GGUF stage (F16/BF16/F32 are the unquantized conversions)
@@ -119,7 +119,7 @@ class ModelConfig:
 
 @dataclass
 class CalibConfig:
-    "Calibration data: `n_samples` random windows of `seq_len` tokens (the seeds use 128 x 512 or 2048)."
+    "Calibration data: `n_samples` random windows of `seq_len` tokens (GPTQ's and AWQ's papers use 128 x 512 or 2048)."
     name: str = 'offline-prose'      # a dataset name from `quantized_llms.data.DATASETS`
     path: Optional[str] = None       # local txt/jsonl/json/parquet file or directory; overrides the Hub
     text_field: str = 'text'
@@ -155,7 +155,7 @@ class EvalConfig:
 class QuantConfig:
     """How to quantize, llmc-shaped: a registered `method`, the `weight` grid, the `act` grid (None: weight-only), and
     method-specific settings in `special`. `scheme` names a preset pair instead of `weight`/`act` (W4A16, W8A8, ...)."""
-    method: str = 'gptqmodel'        # gptqmodel | gptq | awq | rtn | smoothquant (quantize.METHODS)
+    method: str = 'gptqmodel'        # a name registered in methods.METHODS
     scheme: Optional[str] = None
     weight: QuantSpec = field(default_factory=QuantSpec)
     act: Optional[QuantSpec] = None
@@ -199,7 +199,7 @@ class GGUFConfig:
 class BenchConfig:
     """lm-eval benchmark of the original and its quantized variants. `limit` caps the documents per task (None: all),
     `task_limits` overrides it per task or group; `gen_kwargs` apply to every generation task (e.g. num_beams: 1)."""
-    tasks: list = field(default_factory=lambda: list(SEED_TASKS))
+    tasks: list = field(default_factory=lambda: list(CODE_TASKS))
     variants: list = field(default_factory=lambda: list(BENCH_VARIANTS))
     limit: Optional[int] = None
     task_limits: dict = field(default_factory=dict)

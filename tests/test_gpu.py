@@ -114,8 +114,8 @@ def test_same_checkpoint_as_gptqmodel_on_gpu(arch, tmp_path):
     tok = word_tokenizer(49152)
     model = tiny_model(arch, seed=5).half()
     src = save_checkpoint(model, tok, tmp_path/'src')
-    # ours quantizes the model GPTQModel loads: `.half()` also cast Llama's rotary inv_freq buffer to fp16 (cos/sin off
-    # by up to 0.008), which a reload keeps in fp32 (benchmarks/tiny_gpu_diff.py --half-buffers shows the difference)
+    # ours quantizes the model GPTQModel loads: `.half()` also casts Llama's rotary inv_freq buffer to fp16 (cos/sin off
+    # by up to 0.008), which a reload keeps in fp32
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float16).eval()
     calib = torch.randint(0, 49152, (8, 128), generator=torch.Generator().manual_seed(0))
     qc = RunConfig.from_dict({'quant': {'weight': {'group_size': 32}, 'special': {'backend': 'triton'}}}).quant
