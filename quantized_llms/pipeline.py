@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
                                  markdown_table, read_result, write_result, limit_gpu_memory, profile_settings)
-from .models import load_from_config
+from .models import load_from_config, resolve_model
 from .data import load_text, tokenize_text
 from .perplexity import perplexity
 from .runs import RunLayout, check_sequence_lengths
@@ -333,7 +333,9 @@ def main(argv: Optional[list] = None) -> int:
     r.add_argument('--no-resume', action='store_true', help='run every stage again, finished or not')
     b.add_argument('--sweep', action='append', default=[], metavar='KEY=V1,V2', help='e.g. quant.method=rtn,awq; repeatable (all combinations)')
     b.add_argument('--skip-unsupported', action='store_true', help='skip combinations a method cannot do instead of refusing the batch')
-    b.add_argument('--runs-dir', default='results/runs')
+    b.add_argument('--runs-dir', help='the folder of the run folders (default: <save.results_dir>/<model label>/runs)')
+    b.add_argument('--name', help="start each run's folder with NAME- (the batch named seed-table makes the second "
+                                  "seed's table of the leaderboard)")
     b.add_argument('--ray', nargs='?', const='local', metavar='ADDRESS', help='spread the runs over a Ray cluster: a new local one, or ADDRESS (e.g. ray://head:10001); one GPU per run where there are GPUs')
     b.add_argument('--retries', type=int, help='run a failed run again this many times (default: 1 with --ray, else 0)')
     args = p.parse_args(argv)
@@ -354,9 +356,9 @@ def main(argv: Optional[list] = None) -> int:
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
                                 skip_unsupported=args.skip_unsupported, keep_special=_sets_special(sets), ray=args.ray,
-                                retries=args.retries)
+                                retries=args.retries, name=args.name)
             print(markdown_table(summary['runs']))
-            _report(Path(args.runs_dir).parent)
+            for d in summary['folders']: _report(d)
             return 0 if not summary['failed'] else 1
         dp = init_data_parallel()      # under torchrun: this process is one rank of a data-parallel calibration
         run(cfg, command=command, resume=not args.no_resume)
@@ -392,14 +394,22 @@ def pipeline_notebook() -> Path:
         if p.is_file(): return p
     raise QuantizedLLMsError('nbs/05_pipeline.ipynb not found: run batches from a clone of the repository')
 
-def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = False, keep_special: bool = False) -> list:
-    "[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs."
+def plan_batch(cfg: RunConfig, sweep: dict, runs_dir=None, skip_unsupported: bool = False, keep_special: bool = False,
+               name: Optional[str] = None) -> list:
+    """[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs.
+    A run's records go in `<runs_dir>/<run id>/` (default `runs_dir`: `<save.results_dir>/<model label>/runs`), its
+    model files in `<save.output_dir>/runs/<model label>/<run id>/`; `name` starts every run id with `<name>-`."""
+    if name is not None and not re.fullmatch(r'[A-Za-z0-9._+-]+', name):
+        raise ConfigError(f"--name {name!r}: use letters, digits and . _ + - only (it starts each run's folder name)")
     plan = []
     for rid, c in sweep_configs(cfg, sweep, keep_special):
-        c.save.results_dir = str(Path(runs_dir)/rid/'results')
-        c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/rid).resolve())   # each run's model files apart
-        # (absolute: papermill runs each notebook in its run folder)
-        try: check_run(c)
+        rid = f'{name}-{rid}' if name else rid
+        try:
+            label = resolve_model(c.model.name).label
+            # absolute paths: papermill runs each notebook in its run folder
+            c.save.name, c.save.results_dir = rid, str(Path(runs_dir or Path(cfg.save.results_dir)/label/'runs').resolve())
+            c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/label).resolve())
+            check_run(c)
         except ConfigError as e:
             if not skip_unsupported: raise ConfigError(f"batch run {rid}: {e} (or pass --skip-unsupported)") from None
             plan.append((rid, c, dict(run=rid, status='skipped', seconds=0.0, error=str(e)[:200]))); continue
@@ -415,7 +425,7 @@ def execute_run(rid: str, run_dir, notebook: str, kernel: str = 'python3') -> di
     d, t0 = Path(run_dir), time.time()
     try:
         pm.execute_notebook(notebook, str(d/'executed.ipynb'), kernel_name=kernel,
-                            parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str((d/'results').resolve()),
+                            parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str(d.parent.resolve()),
                                             run_examples=False),
                             progress_bar=False, cwd=str(d))
         assert_no_token([d])  # executed notebooks keep their outputs: a printed token would stay in them
@@ -456,30 +466,24 @@ def _runs_on_ray(todo: list, notebook: str, kernel: str, retries: int, address: 
     finally:
         if started: ray.shutdown()
 
-def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
+def run_batch(cfg: RunConfig, sweep: dict, runs_dir=None, notebook=None, kernel: str = 'python3',
               skip_unsupported: bool = False, ray: Optional[str] = None, retries: Optional[int] = None,
-              keep_special: bool = False) -> dict:
+              keep_special: bool = False, name: Optional[str] = None) -> dict:
     """Execute the pipeline notebook for each sweep combination, one after another, or spread over a Ray cluster
-    (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise);
-    aggregate all runs. `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`)."""
-    runs_dir = Path(runs_dir)
-    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special)
+    (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise).
+    Returns each run's status and variants, and the model folders the runs went to (`folders`, for `report`).
+    `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`); `runs_dir` and
+    `name`: see `plan_batch`."""
+    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special, name)
     for rid, c, refused in plan:
         if refused: continue
-        d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
+        d = Path(c.save.results_dir)/rid; d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(d/'config.yaml', c.to_yaml()); todo.append((rid, d))
     nb = str(notebook or pipeline_notebook())
     done = (_runs_on_ray(todo, nb, kernel, 1 if retries is None else retries, None if ray == 'local' else ray) if ray
             else _runs_in_order(todo, nb, kernel, retries or 0))
     runs = [refused or done[rid] for rid, c, refused in plan]
-    rows = []
-    for r in runs:
-        for res in sorted((runs_dir/r['run']/'results').glob('*')):
-            for row in summary_rows(res): rows.append(dict(run=r['run'], model=res.name, **row))
-    summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'])
-    atomic_write_json(runs_dir/'summary.json', summary)
-    show = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
-    atomic_write_text(runs_dir/'summary.md', '# Batch runs\n\n' + markdown_table(runs) + '\n' + markdown_table(show)
-                      + ('\n![perplexity against size](summary.png)\n' if rows else ''))
-    if rows: plot_quality_vs_size([{**r, 'variant': f"{r['run']}: {r['variant']}"} for r in rows], runs_dir/'summary.png', 'batch runs')
-    return summary
+    dirs = dict(todo)
+    rows = [dict(run=r['run'], **row) for r in runs if r['run'] in dirs for row in summary_rows(dirs[r['run']])]
+    return dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'],
+                folders=sorted({str(d.parent.parent) for d in dirs.values()}))
