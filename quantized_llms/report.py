@@ -168,29 +168,31 @@ def seed_table(rows: list, originals: list, model: str) -> dict:
 def _group(rows: list, originals: list) -> dict:
     "One group of rows on the same windows: the original first (a baseline's, else a quantize record's), then by KLD."
     orig = min(originals, key=lambda o: RECORD_STAGES.index(o['stage']))
-    seen = {}
-    for o in originals: seen.setdefault(round(o['perplexity'], 4), []).append(o['run'] or '(main job)')
-    note = ('' if len(seen) < 2 else "The runs' originals measured differently (another dtype or device): "
-            + '; '.join(f"{p:.4f} in {', '.join(dict.fromkeys(runs))}" for p, runs in seen.items())
+    apart = [o for o in originals if abs(o['perplexity'] / orig['perplexity'] - 1) > 1e-4]
+    note = ('' if not apart else f"Some runs measured the original's perplexity more than 0.01% away from "
+            f"{orig['perplexity']:.4f} (another dtype, device or version): "
+            + ', '.join(dict.fromkeys(f"{o['run'] or '(main job)'} {o['perplexity']:.4f}" for o in apart))
             + ". Each row's KLD and top-1 are against its own run's original.")
     return dict(windows=orig['windows'], note=note, rows=[orig] + mark_frontier(sorted(rows, key=lambda r: r['kld'])))
 
 def leaderboard(model_dir) -> dict:
     "The leaderboard of a model's results folder: the seed's table and every model made, grouped by windows."
-    made, originals, model = [], [], None
+    made, originals, model, label = [], [], None, None
     for run, rec in model_records(model_dir):
         try: orig, rows = record_rows(run, rec)
         except (KeyError, TypeError, ValueError) as e:     # a record of an older version, without what a row needs
             where = f"{'runs/' + run + '/' if run else ''}{rec['stage']}.json"
             print(f"warning: left out of the leaderboard: {where} lacks {e}", flush=True)
             continue
-        model = model or rec.get('model')
+        model, label = model or rec.get('model'), label or rec.get('label')
         originals.append(orig); made += rows
+    sizes = {o['scheme']: o['size_bytes'] for o in originals if o['stage'] == 'baseline'}
+    for o in originals: o['size_bytes'] = sizes.get(o['scheme'], o['size_bytes'])   # one size per dtype, the baseline's
     key = lambda r: tuple(r['windows'].values())
     order = sorted({key(r) for r in made}, key=lambda w: (-sum(key(r) == w for r in made), str(w)))
     groups = [_group([r for r in made if key(r) == w], [o for o in originals if key(o) == w]) for w in order]
     for n, r in enumerate((r for g in groups for r in g['rows']), 1): r['n'] = n
-    return dict(model=Path(model_dir).name, seed_table=seed_table(made, originals, model or Path(model_dir).name),
+    return dict(model=Path(model_dir).name, label=label or Path(model_dir).name, seed_table=seed_table(made, originals, model or Path(model_dir).name),
                 groups=groups)
 
 # %% ../nbs/08_report.ipynb #8e9a0022
@@ -230,7 +232,7 @@ def _seed_markdown(seed: dict) -> str:
 def leaderboard_markdown(board: dict, plot: Optional[str] = 'leaderboard.png') -> str:
     "The leaderboard as markdown: the seed's table, the plot, one table per set of windows."
     n = sum(len(g['rows']) - 1 for g in board['groups'])
-    md = (f"# {board['model']}: leaderboard\n\n{n} models made of {board['model']}, from the main job's records and "
+    md = (f"# {board['model']}: leaderboard\n\n{n} models made of {board['label']}, from the main job's records and "
           f"every run's in `runs/`. Numbers compare only within a table: each table is one set of evaluation windows. "
           f"PPL: perplexity; KLD: mean KL divergence of the next-token distribution from the original's on the same "
           f"tokens; top-1: how often the most likely next token is the original's. MiB: the model file as written (a "
@@ -255,7 +257,7 @@ def _spread(ys: list, gap: float) -> list:
         for i in range(len(out) - 2, -1, -1): out[i] = min(out[i], out[i + 1] - gap)
     return out
 
-def _label(r: dict, width: int = 80) -> str:
+def _label(r: dict, width: int = 110) -> str:
     s = f"{r['n']}. {_name(r)}" + (f" ({_settings(r)})" if r['settings'] else '')
     s += f" [{r['run']}]" if r['run'] else ''
     return s if len(s) <= width else s[:width - 1] + '…'
@@ -268,7 +270,7 @@ def plot_leaderboard(board: dict, path) -> Optional[Path]:
               if (pts := [r for r in g['rows'] if r['method'] != 'original' and r['size_bytes'] and r['kld'] > 0])]
     if not panels: return None
     heights = [max(3.0, 0.17 * len(pts) + 1.4) for _, pts in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(15, sum(heights) + 0.8), height_ratios=heights, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(17, sum(heights) + 0.8), height_ratios=heights, squeeze=False)
     colours = {DEPLOYS['real']: 'tab:blue', DEPLOYS['gguf']: 'tab:green', DEPLOYS['fake']: 'tab:gray'}
     for ax, (g, pts), h in zip(axes[:, 0], panels, heights):
         x, y = [r['size_bytes'] / 2**20 for r in pts], [r['kld'] for r in pts]
@@ -289,12 +291,12 @@ def plot_leaderboard(board: dict, path) -> Optional[Path]:
         for r, yl in zip(order, at):
             ax.annotate(_label(r), (r['size_bytes'] / 2**20, r['kld']), xytext=(1.02, yl), textcoords='axes fraction',
                         fontsize=7.5, va='center', color='tab:red' if r['frontier'] else 'black', annotation_clip=False,
-                        arrowprops=dict(arrowstyle='-', color='0.75', lw=0.5, shrinkA=0, shrinkB=3))
+                        arrowprops=dict(arrowstyle='-', color='0.75', lw=0.5, shrinkA=0, shrinkB=3, relpos=(0, 0.5)))
         ax.set_title(windows_text(g['windows']), fontsize=10, loc='left')
         ax.set_xlabel('size (MiB)'); ax.set_ylabel('KLD to the original (log scale)')
         ax.grid(alpha=.3, which='both'); ax.legend(fontsize=7.5, loc='best')
     fig.suptitle(f"{board['model']}: KLD against size (lower left is better)", x=0.05, ha='left')
-    fig.subplots_adjust(left=0.06, right=0.5, top=1 - 0.6 / (sum(heights) + 0.8), bottom=0.5 / (sum(heights) + 0.8),
+    fig.subplots_adjust(left=0.06, right=0.55, top=1 - 0.6 / (sum(heights) + 0.8), bottom=0.5 / (sum(heights) + 0.8),
                         hspace=0.3)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}.png')
