@@ -406,8 +406,10 @@ def plan_batch(cfg: RunConfig, sweep: dict, runs_dir=None, skip_unsupported: boo
         rid = f'{name}-{rid}' if name else rid
         try:
             label = resolve_model(c.model.name).label
-            # absolute paths: papermill runs each notebook in its run folder
-            c.save.name, c.save.results_dir = rid, str(Path(runs_dir or Path(cfg.save.results_dir)/label/'runs').resolve())
+            # the run id is its save.name: records in <runs dir>/<run id>/, model files in <outputs>/runs/<label>/<run id>/
+            # (absolute paths: papermill runs each notebook in its run folder)
+            c.save.name = rid
+            c.save.results_dir = str(Path(runs_dir or Path(cfg.save.results_dir)/label/'runs').resolve())
             c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/label).resolve())
             check_run(c)
         except ConfigError as e:

@@ -121,8 +121,8 @@ def gguf_rows(run: str, rec: dict) -> list:
 
 def record_rows(run: str, rec: dict) -> tuple:
     "(the original's row, [a row per model made]) of one record."
-    if rec['stage'] == 'gguf': made = gguf_rows(run, rec)
-    else: made = [r for r in [quantize_row(run, rec) if rec['stage'] == 'quantize' else None] if r]
+    made = gguf_rows(run, rec) if rec['stage'] == 'gguf' else []
+    if rec['stage'] == 'quantize' and (row := quantize_row(run, rec)): made = [row]
     return original_row(run, rec), made
 
 # %% ../nbs/08_report.ipynb #8e9a0017
@@ -192,8 +192,8 @@ def leaderboard(model_dir) -> dict:
     order = sorted({key(r) for r in made}, key=lambda w: (-sum(key(r) == w for r in made), str(w)))
     groups = [_group([r for r in made if key(r) == w], [o for o in originals if key(o) == w]) for w in order]
     for n, r in enumerate((r for g in groups for r in g['rows']), 1): r['n'] = n
-    return dict(model=Path(model_dir).name, label=label or Path(model_dir).name, seed_table=seed_table(made, originals, model or Path(model_dir).name),
-                groups=groups)
+    name = Path(model_dir).name
+    return dict(model=name, label=label or name, seed_table=seed_table(made, originals, model or name), groups=groups)
 
 # %% ../nbs/08_report.ipynb #8e9a0022
 def _size(r: dict) -> str:
