@@ -155,7 +155,7 @@ class EvalConfig:
 class QuantConfig:
     """How to quantize, llmc-shaped: a registered `method`, the `weight` grid, the `act` grid (None: weight-only), and
     method-specific settings in `special`. `scheme` names a preset pair instead of `weight`/`act` (W4A16, W8A8, ...)."""
-    method: str = 'gptqmodel'        # a name registered in methods.METHODS
+    method: str = 'gptqmodel'        # a name registered in algorithm.ALGORITHMS
     scheme: Optional[str] = None
     weight: QuantSpec = field(default_factory=QuantSpec)
     act: Optional[QuantSpec] = None

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
                                  markdown_table, read_result, write_result, limit_gpu_memory, profile_settings)
-from .models import load_from_config
+from .models import load_from_config, resolve_model
 from .data import load_text, tokenize_text
 from .perplexity import perplexity
 from .runs import RunLayout, check_sequence_lengths
@@ -18,12 +18,13 @@ from .quantize import run_quantize, check_quantize
 from .engine import data_parallel
 from .gguf import run_gguf
 from .hub import run_publish
+from .report import report, write_leaderboard
 
 # %% auto #0
 __all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
            'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize',
            'yaml_value', 'yaml_values', 'parse_assignments', 'apply_settings', 'main', 'sweep_configs',
-           'pipeline_notebook', 'plan_batch', 'execute_run', 'run_batch', 'write_algorithm_table']
+           'pipeline_notebook', 'plan_batch', 'execute_run', 'run_batch']
 
 # %% ../nbs/05_pipeline.ipynb #f2536c78
 def model_size_bytes(model) -> int:
@@ -306,12 +307,22 @@ def apply_settings(cfg: RunConfig, settings: dict, keep_special: bool = False) -
         _set(d, k, v)
     return RunConfig.from_dict(d)
 
+def _report(model_dir) -> None:
+    "Write the leaderboard of the results folder a run wrote; a failure is a warning, never the run's failure."
+    try:
+        if (p := write_leaderboard(model_dir)): print(f"leaderboard: {p.with_suffix('.md')}", flush=True)
+    except Exception as e:
+        print(f"warning: leaderboard of {model_dir} not written ({type(e).__name__}: {e})", flush=True)
+
 def main(argv: Optional[list] = None) -> int:
-    "Command-line entry point: `quantized-llms run CONFIG.yaml` and `quantized-llms batch CONFIG.yaml --sweep key=v1,v2`."
+    "Command-line entry point: `quantized-llms run CONFIG`, `batch CONFIG --sweep key=v1,v2` and `report [RESULTS_DIR]`."
     p = argparse.ArgumentParser(prog='quantized-llms', description='Quantize, benchmark and publish causal LMs.')
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='run the stages of a YAML configuration')
     b = sub.add_parser('batch', help='run the pipeline notebook with papermill over a sweep of settings')
+    rep = sub.add_parser('report', help='write <model>/leaderboard.{md,json,png} for every model folder of RESULTS_DIR')
+    rep.add_argument('results_dir', nargs='?', default='results', help='the folder holding <model>/ (default: results)')
+    rep.add_argument('--debug', action='store_true', help='show the traceback of an error')
     for x in (r, b):
         x.add_argument('config', help='a YAML run configuration: its path, or a built-in name (smollm2-135m, smollm2-135m-awq, starcoderbase-1b, ...)')
         x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
@@ -322,13 +333,20 @@ def main(argv: Optional[list] = None) -> int:
     r.add_argument('--no-resume', action='store_true', help='run every stage again, finished or not')
     b.add_argument('--sweep', action='append', default=[], metavar='KEY=V1,V2', help='e.g. quant.method=rtn,awq; repeatable (all combinations)')
     b.add_argument('--skip-unsupported', action='store_true', help='skip combinations a method cannot do instead of refusing the batch')
-    b.add_argument('--runs-dir', default='results/runs')
+    b.add_argument('--runs-dir', help='the folder of the run folders (default: <save.results_dir>/<model label>/runs)')
+    b.add_argument('--name', help="start each run's folder with NAME- (the batch named comparison makes the "
+                                  "leaderboard's comparison of GPTQ, AWQ and SmoothQuant)")
     b.add_argument('--ray', nargs='?', const='local', metavar='ADDRESS', help='spread the runs over a Ray cluster: a new local one, or ADDRESS (e.g. ray://head:10001); one GPU per run where there are GPUs')
     b.add_argument('--retries', type=int, help='run a failed run again this many times (default: 1 with --ray, else 0)')
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     command = 'quantized-llms ' + ' '.join(argv)
     try:
+        if args.cmd == 'report':
+            made = report(args.results_dir, command)
+            for path in made: print(path.with_suffix('.md'))
+            if not made: print(f"no model folder in {args.results_dir} holds a record of a model made", flush=True)
+            return 0
         cfg = RunConfig.from_yaml(args.config)
         sets = parse_assignments(args.set, '--set')
         settings = {**(profile_settings(args.profile) if args.profile else {}), **sets}
@@ -337,9 +355,10 @@ def main(argv: Optional[list] = None) -> int:
         cfg = apply_settings(cfg, settings)
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
-                                skip_unsupported=args.skip_unsupported, keep_special=_sets_special(sets), command=command, ray=args.ray, retries=args.retries)
+                                skip_unsupported=args.skip_unsupported, keep_special=_sets_special(sets), ray=args.ray,
+                                retries=args.retries, name=args.name)
             print(markdown_table(summary['runs']))
-            if summary.get('algorithms'): print(f"algorithm table: {summary['algorithms']}")
+            for d in summary['folders']: _report(d)
             return 0 if not summary['failed'] else 1
         dp = init_data_parallel()      # under torchrun: this process is one rank of a data-parallel calibration
         run(cfg, command=command, resume=not args.no_resume)
@@ -353,6 +372,7 @@ def main(argv: Optional[list] = None) -> int:
         return 2 if user else 1
     rows = summary_rows(RunLayout(cfg).results)
     if rows: print(markdown_table([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]))
+    _report(RunLayout(cfg).results)
     return 0
 
 # %% ../nbs/05_pipeline.ipynb #6a2e76f6
@@ -374,14 +394,24 @@ def pipeline_notebook() -> Path:
         if p.is_file(): return p
     raise QuantizedLLMsError('nbs/05_pipeline.ipynb not found: run batches from a clone of the repository')
 
-def plan_batch(cfg: RunConfig, sweep: dict, runs_dir, skip_unsupported: bool = False, keep_special: bool = False) -> list:
-    "[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs."
+def plan_batch(cfg: RunConfig, sweep: dict, runs_dir=None, skip_unsupported: bool = False, keep_special: bool = False,
+               name: Optional[str] = None) -> list:
+    """[(run id, config, None or the row of a run refused)] in sweep order; every combination is checked before any runs.
+    A run's records go in `<runs_dir>/<run id>/` (default `runs_dir`: `<save.results_dir>/<model label>/runs`), its
+    model files in `<save.output_dir>/runs/<model label>/<run id>/`; `name` starts every run id with `<name>-`."""
+    if name is not None and not re.fullmatch(r'[A-Za-z0-9._+-]+', name):
+        raise ConfigError(f"--name {name!r}: use letters, digits and . _ + - only (it starts each run's folder name)")
     plan = []
     for rid, c in sweep_configs(cfg, sweep, keep_special):
-        c.save.results_dir = str(Path(runs_dir)/rid/'results')
-        c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/rid).resolve())   # each run's model files apart
-        # (absolute: papermill runs each notebook in its run folder)
-        try: check_run(c)
+        rid = f'{name}-{rid}' if name else rid
+        try:
+            label = resolve_model(c.model.name).label
+            # the run id is its save.name: records in <runs dir>/<run id>/, model files in <outputs>/runs/<label>/<run id>/
+            # (absolute paths: papermill runs each notebook in its run folder)
+            c.save.name = rid
+            c.save.results_dir = str(Path(runs_dir or Path(cfg.save.results_dir)/label/'runs').resolve())
+            c.save.output_dir = str((Path(cfg.save.output_dir)/'runs'/label).resolve())
+            check_run(c)
         except ConfigError as e:
             if not skip_unsupported: raise ConfigError(f"batch run {rid}: {e} (or pass --skip-unsupported)") from None
             plan.append((rid, c, dict(run=rid, status='skipped', seconds=0.0, error=str(e)[:200]))); continue
@@ -397,7 +427,7 @@ def execute_run(rid: str, run_dir, notebook: str, kernel: str = 'python3') -> di
     d, t0 = Path(run_dir), time.time()
     try:
         pm.execute_notebook(notebook, str(d/'executed.ipynb'), kernel_name=kernel,
-                            parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str((d/'results').resolve()),
+                            parameters=dict(config_path=str((d/'config.yaml').resolve()), results_dir=str(d.parent.resolve()),
                                             run_examples=False),
                             progress_bar=False, cwd=str(d))
         assert_no_token([d])  # executed notebooks keep their outputs: a printed token would stay in them
@@ -438,86 +468,24 @@ def _runs_on_ray(todo: list, notebook: str, kernel: str, retries: int, address: 
     finally:
         if started: ray.shutdown()
 
-def run_batch(cfg: RunConfig, sweep: dict, runs_dir='results/runs', notebook=None, kernel: str = 'python3',
-              skip_unsupported: bool = False, command: Optional[str] = None, ray: Optional[str] = None,
-              retries: Optional[int] = None, keep_special: bool = False) -> dict:
+def run_batch(cfg: RunConfig, sweep: dict, runs_dir=None, notebook=None, kernel: str = 'python3',
+              skip_unsupported: bool = False, ray: Optional[str] = None, retries: Optional[int] = None,
+              keep_special: bool = False, name: Optional[str] = None) -> dict:
     """Execute the pipeline notebook for each sweep combination, one after another, or spread over a Ray cluster
-    (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise);
-    aggregate all runs. `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`)."""
-    runs_dir = Path(runs_dir)
-    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special)
+    (`ray`: 'local' or an address); continue past failures (retried `retries` times: 1 on Ray, 0 otherwise).
+    Returns each run's status and variants, and the model folders the runs went to (`folders`, for `report`).
+    `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`); `runs_dir` and
+    `name`: see `plan_batch`."""
+    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special, name)
     for rid, c, refused in plan:
         if refused: continue
-        d = runs_dir/rid; d.mkdir(parents=True, exist_ok=True)
+        d = Path(c.save.results_dir)/rid; d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(d/'config.yaml', c.to_yaml()); todo.append((rid, d))
     nb = str(notebook or pipeline_notebook())
     done = (_runs_on_ray(todo, nb, kernel, 1 if retries is None else retries, None if ray == 'local' else ray) if ray
             else _runs_in_order(todo, nb, kernel, retries or 0))
     runs = [refused or done[rid] for rid, c, refused in plan]
-    rows = []
-    for r in runs:
-        for res in sorted((runs_dir/r['run']/'results').glob('*')):
-            for row in summary_rows(res): rows.append(dict(run=r['run'], model=res.name, **row))
-    summary = dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'])
-    ours = [rec for r in runs if r['status'] == 'ok' for res in (runs_dir/r['run']/'results').glob('*')
-            if (rec := _summary_part(res, 'quantize', lambda q: q, None))]
-    if ours:    # this batch's runs, and earlier runs in runs_dir measured on the same model, windows and calibration
-        key = lambda rec: (rec['model'], rec['eval'], rec['config']['calib'])
-        found = {p.parent.parent.parent.name: _summary_part(p.parent, 'quantize', lambda q: q, None)
-                 for p in sorted(runs_dir.glob('*/results/*/quantize.json'))}
-        same = {rid: rec for rid, rec in found.items() if rec and key(rec) == key(ours[0])}
-        summary['algorithms'] = str(write_algorithm_table(same, RunLayout(cfg).results, command))
-    atomic_write_json(runs_dir/'summary.json', summary)
-    show = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
-    atomic_write_text(runs_dir/'summary.md', '# Batch runs\n\n' + markdown_table(runs) + '\n' + markdown_table(show)
-                      + ('\n![perplexity against size](summary.png)\n' if rows else ''))
-    if rows: plot_quality_vs_size([{**r, 'variant': f"{r['run']}: {r['variant']}"} for r in rows], runs_dir/'summary.png', 'batch runs')
-    return summary
-
-# %% ../nbs/05_pipeline.ipynb #4c3d2e11
-def _headline(rec: dict) -> str: return 'real' if 'real' in rec['positions'] else 'fake_quant'
-
-def write_algorithm_table(records: dict, out_dir, command: Optional[str] = None) -> Path:
-    "results/<name>/algorithms.{json,md,png} from {run id: quantize record} measured on the same windows."
-    first = next(iter(records.values()))
-    same = lambda r: (r['model'], r['eval'], r['config']['calib']) == (first['model'], first['eval'], first['config']['calib'])
-    if not all(same(r) for r in records.values()):
-        raise QuantizedLLMsError("the runs were measured on different models, windows or calibration data: their numbers do not compare")
-    fp = first['positions']['pretrain']
-    detail = [dict(method='original', scheme=first['config']['model']['dtype'], position='pretrain', perplexity=fp['ppl'],
-                   kld_mean=0.0, top1_agreement=1.0, size_MiB=first['source_bytes'] / 2**20, calib_s=0.0, peak_rss_GiB=None, run='')]
-    for rid, rec in records.items():
-        for pos, r in rec['positions'].items():
-            if pos == 'pretrain': continue
-            out = rec['outputs'].get({'real': 'real', 'transformed': 'transformed'}.get(pos, 'fake')) or {}
-            detail.append(dict(method=rec['method_title'], scheme=rec['scheme'], position=pos, perplexity=r['ppl'],
-                               kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
-                               size_MiB=out['bytes'] / 2**20 if out.get('bytes') else None, calib_s=rec['run']['seconds'],
-                               peak_rss_GiB=round(rec['run']['peak_rss_bytes'] / 2**30, 2), run=rid))
-    head = [detail[0]] + [d for d in detail[1:] if d['position'] == _headline(records[d['run']])]
-    names = [f"{d['method']} ({d['scheme']})" for d in head[1:]]
-    # runs of one method and scheme differ in other settings: name the run too
-    title = {d['run']: f"{n} [{d['run']}]" if names.count(n) > 1 else n for d, n in zip(head[1:], names)}
-    label = first['label']
-    ev, c = first['eval'], first['config']['calib']
-    fmt = lambda d: {**d, 'perplexity': f"{d['perplexity']:.4f}", 'kld_mean': f"{d['kld_mean']:.5f}",
-                     'top1_agreement': f"{100 * d['top1_agreement']:.2f}%", 'size_MiB': f"{d['size_MiB']:.1f}" if d['size_MiB'] else '—'}
-    md = (f"# {label}: quantization algorithms on the same data\n\nPerplexity on {ev['dataset']} ({ev['split']}), {ev['windows']} "
-          f"windows of {ev['seq_len']} tokens ({ev['tokens']} scored tokens); every method calibrated on the same {c['n_samples']} x "
-          f"{c['seq_len']} tokens of {first['calib_dataset']} (seed {c['seed']}). KLD and top-1 are against the original's "
-          f"next-token distribution on the same tokens. Each method's row is its packed checkpoint read back through "
-          f"GPTQModel's kernel (`real`) where it has one, else its fake-quant weights.\n\n"
-          + markdown_table([{'PPL': title[d['run']] if d['run'] else f"original ({d['scheme']})",
-                             label: round(d['perplexity'], 2)} for d in head], floatfmt='.2f')
-          + "\n## Details (llmc eval positions)\n\n" + markdown_table([fmt(d) for d in detail])
-          + "\n![perplexity by method](algorithms.png)\n")
-    out_dir = Path(out_dir)
-    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(head) + 1.5))
-    ax.barh([title[d['run']] for d in head[1:]][::-1], [d['perplexity'] for d in head[1:]][::-1], color='tab:blue')
-    ax.axvline(fp['ppl'], color='k', ls='--', lw=1, label='original'); ax.set_xlabel('perplexity (lower is better)')
-    ax.set_title(f'{label}: methods on the same windows'); ax.legend(); fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True); tmp = out_dir/'.algorithms.tmp.png'; fig.savefig(tmp, dpi=120); plt.close(fig)
-    os.replace(tmp, out_dir/'algorithms.png')
-    return write_result(out_dir, 'algorithms', dict(model=first['model'], label=label, eval=ev, calib=c, rows=detail,
-                                                   runs={rid: r['meta']['command'] for rid, r in records.items()}), md, command)
+    dirs = dict(todo)
+    rows = [dict(run=r['run'], **row) for r in runs if r['run'] in dirs for row in summary_rows(dirs[r['run']])]
+    return dict(runs=runs, variants=rows, failed=[r['run'] for r in runs if r['status'] == 'failed'],
+                folders=sorted({str(d.parent.parent) for d in dirs.values()}))

@@ -9,13 +9,19 @@ def _copy_project(tmp):
     for name in ('nbs', 'quantized_llms'): shutil.copytree(REPO/name, tmp/name, ignore=shutil.ignore_patterns('__pycache__', 'corpus'))
     for name in ('settings.ini', 'setup.py', 'README.md'): shutil.copy(REPO/name, tmp/name)
 
+def _modules(pkg: Path) -> dict:
+    "{path under the package: text} of every module, sub-packages' too (`algorithms/gptq.py`)."
+    return {f.relative_to(pkg).as_posix(): f.read_text() for f in sorted(pkg.rglob('*.py')) if '__pycache__' not in f.parts}
+
+def _notebooks(nbs: Path, pattern: str = '*.ipynb') -> list:
+    "The notebooks under `nbs`, in sub-folders too (`nbs/algorithms/gptq.ipynb`), not in hidden ones (checkpoints)."
+    return sorted(p for p in nbs.rglob(pattern) if not any(q.startswith('.') for q in p.relative_to(nbs).parts))
+
 def test_modules_in_sync_with_notebooks(tmp_path):
     _copy_project(tmp_path)
     for f in (tmp_path/'quantized_llms').rglob('*.py'): f.unlink()
     subprocess.run([str(BIN/'nbdev_export')], cwd=tmp_path, check=True)
-    modules = lambda root: {str(f.relative_to(root)): f.read_text() for f in (root/'quantized_llms').rglob('*.py')
-                            if '__pycache__' not in f.parts}
-    made, have = modules(tmp_path), modules(REPO)
+    made, have = _modules(tmp_path/'quantized_llms'), _modules(REPO/'quantized_llms')
     assert sorted(made) == sorted(have), 'modules without a notebook, or notebooks not exported: run nbdev_export'
     stale = [n for n in made if made[n] != have[n]]
     assert not stale, f'{stale} differ from their notebooks: edit the notebook and run nbdev_export'
@@ -23,7 +29,7 @@ def test_modules_in_sync_with_notebooks(tmp_path):
 def test_notebooks_clean(tmp_path):
     _copy_project(tmp_path)
     subprocess.run([str(BIN/'nbdev_clean')], cwd=tmp_path, check=True)
-    dirty = [str(p.relative_to(REPO/'nbs')) for p in (REPO/'nbs').rglob('*.ipynb')
+    dirty = [p.relative_to(REPO/'nbs').as_posix() for p in _notebooks(REPO/'nbs')
              if p.read_text() != (tmp_path/'nbs'/p.relative_to(REPO/'nbs')).read_text()]
     assert not dirty, f'{dirty} are not clean: run nbdev_clean'
 
@@ -31,13 +37,27 @@ def _parameter_cells(nb):
     return [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
 
 def test_stage_notebooks_have_one_literal_parameters_cell():
-    for p in sorted([*(REPO/'nbs').glob('[0-9]*.ipynb'), *(REPO/'nbs'/'algorithms').glob('*.ipynb')]):
+    for p in [*_notebooks(REPO/'nbs', '[0-9]*.ipynb'), *_notebooks(REPO/'nbs'/'algorithms')]:
         cells = _parameter_cells(json.loads(p.read_text()))
         assert len(cells) == 1, f'{p.name}: {len(cells)} cells tagged parameters, want exactly 1'
         tree = ast.parse(''.join(cells[0]['source']))
         for node in tree.body:
             assert isinstance(node, ast.Assign), f'{p.name}: parameters cell may only assign'
             ast.literal_eval(node.value)  # raises unless a plain literal
+
+def test_results_at_most_four_levels_deep():
+    "A model's records: results/<model>/<file>, or a run's: results/<model>/runs/<run>/<file>; nothing deeper."
+    deep = [p.relative_to(REPO).as_posix() for p in (REPO/'results').rglob('*')
+            if p.is_file() and len(p.relative_to(REPO/'results').parts) > 4]
+    assert not deep, f'{len(deep)} files deeper than results/<model>/runs/<run>/<file>, e.g. {deep[:3]}'
+
+def test_notebook_and_module_globs_see_sub_packages(tmp_path):
+    "A notebook in nbs/<sub>/ exports to quantized_llms/<sub>/: both globs above count them."
+    for p in ('nbs/05_x.ipynb', 'nbs/algorithms/07_y.ipynb', 'nbs/.ipynb_checkpoints/z.ipynb', 'pkg/a.py', 'pkg/algorithms/b.py'):
+        (tmp_path/p).parent.mkdir(parents=True, exist_ok=True); (tmp_path/p).write_text('')
+    nbs = [p.relative_to(tmp_path/'nbs').as_posix() for p in _notebooks(tmp_path/'nbs')]
+    assert nbs == ['05_x.ipynb', 'algorithms/07_y.ipynb'], nbs
+    assert list(_modules(tmp_path/'pkg')) == ['a.py', 'algorithms/b.py']
 
 def test_readme_commands_and_ci():
     readme = (REPO/'README.md').read_text()
