@@ -145,14 +145,15 @@ COMPARISON_ROWS = (('GPTQModel W4', 'gptqmodel', 'W4'), ('GPTQ (ours) W4', 'gptq
              ('SmoothQuant W8A8', 'smoothquant', 'W8A8'))
 
 def comparison_command(model: str) -> str:
-    "The batch that makes the second seed's table for `model` (a built-in configuration's name, else any model)."
+    "The batch that makes the comparison table for `model` (a built-in configuration's name, else any model)."
     cfg = model if model in builtin_configs() else f'CONFIG.yaml --set model.name={model}'
     return (f"quantized-llms batch {cfg} --name {COMPARISON_PREFIX[:-1]} --stages quantize --set 'save.modes=[]' "
+            f"--set eval.max_windows=8 --set 'eval.positions=[pretrain,fake_quant]' "
             f"--sweep quant.method=gptqmodel,gptq,awq,awq_gptq,rtn,smoothquant --sweep quant.scheme=W4A16,W8A8 "
             f"--skip-unsupported")
 
 def comparison_table(rows: list, originals: list, model: str) -> dict:
-    "The seed's rows from the `comparison-` runs (status 'complete', 'partial', 'not run' or 'mixed windows')."
+    "The comparison's rows from the `comparison-` runs (status 'complete', 'partial', 'not run' or 'mixed windows')."
     ours = [r for r in rows if r['run'].startswith(COMPARISON_PREFIX) and r['stage'] == 'quantize']
     out = dict(command=comparison_command(model), windows=None, rows=[])
     if not ours: return dict(out, status='not run')
