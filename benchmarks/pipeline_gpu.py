@@ -71,7 +71,7 @@ def main():
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     from quantized_llms.core import atomic_write_json, atomic_write_text, markdown_table, run_metadata
-    from quantized_llms import pipeline
+    from quantized_llms import cli
     work = Path(args.work or tempfile.mkdtemp(prefix='pipeline_gpu-'))
     ckpt = work/f'{args.shape}-shape'
     built = build_checkpoint(args.shape, ckpt, args.tokenizer, args.layers, 'cuda' if torch.cuda.is_available() else 'cpu')
@@ -81,7 +81,7 @@ def main():
     argv = ['run', str(cfg), '--no-resume', *(['--profile', args.profile] if args.profile else []),
             *[x for s in args.set for x in ('--set', s)]]
     t0 = time.perf_counter()
-    rc = pipeline.main(argv)
+    rc = cli.main(argv)
     total = time.perf_counter() - t0
     res = work/'results'/ckpt.name
     table = json.loads((res/'resources.json').read_text()) if (res/'resources.json').is_file() else {}

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, json, math, os, shutil, tempfile, time, warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -18,7 +18,7 @@ from .core import file_sha256, resolve_device
 from .models import load_tokenizer
 from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
-from .runs import RunLayout, Variant, Original, Quantized, GGUF
+from .runs import Run, Variant, Original, Quantized, GGUF
 from .tasks import TASK_DISPLAY_NAMES, check_tasks, local_task_dir, task_manager
 
 # %% auto #0
@@ -279,9 +279,9 @@ def _read_saved(p: Path) -> Optional[dict]:
     try: return json.loads(p.read_text())
     except (OSError, ValueError): return None
 
-def run_benchmark(cfg: RunConfig, command: Optional[str] = None) -> dict:
+def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "The benchmark stage: lm-eval on every configured variant; writes benchmark.{json,md,png} under results/<name>."
-    b, lay = cfg.bench, RunLayout(cfg)
+    lay = Run.of(run); cfg = lay.cfg; b = cfg.bench
     tasks = check_benchmark(cfg)
     yaml_dir = Path(tempfile.mkdtemp(prefix='qllm-tasks-'))
     local = local_task_dir(tasks, yaml_dir, b.data_dir, b.shipped_samples)

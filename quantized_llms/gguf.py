@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, markdown_table, write_result
 from .core import ConfigError
@@ -16,7 +16,7 @@ from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
-from .runs import RunLayout, calibration_data, evaluation_text, evaluation_windows
+from .runs import Run
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
@@ -121,7 +121,7 @@ def gguf_markdown(record: dict, label: str) -> str:
             + "\n\n" + markdown_table(rows)
             + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else ''))
 
-def gguf_sources(lay: RunLayout) -> dict:
+def gguf_sources(lay: Run) -> dict:
     "{file-name prefix: float checkpoint to convert}: the original, and the transformed weights if `gguf.source` asks."
     sources = {'': lay.original_checkpoint()}
     if lay.cfg.gguf.source == 'transformed':
@@ -133,9 +133,9 @@ def gguf_sources(lay: RunLayout) -> dict:
         sources[f'{lay.method.repo_suffix}-'] = Path(rec['outputs']['transformed']['path'])
     return sources
 
-def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
+def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "The GGUF stage: convert, quantize, and compare every file with the original on the same windows."
-    lay, g, e = RunLayout(cfg), cfg.gguf, cfg.eval
+    lay = Run.of(run); cfg = lay.cfg; g, e = cfg.gguf, cfg.eval
     types = [t for t in dict.fromkeys([g.type.upper(), *[x.upper() for x in g.extra_types]]) if t != 'F16']
     files, runs, convert_s, sources = {}, {}, {}, gguf_sources(lay)
     for prefix, ckpt in sources.items():
@@ -143,12 +143,12 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
         if f16.exists(): f16.unlink()     # a stage that runs again converts again: the checkpoint may have changed
         t0 = time.perf_counter(); files[f'{prefix}F16'] = convert_to_gguf(ckpt, f16)
         convert_s[f'{prefix}F16'] = round(time.perf_counter() - t0, 2)
-    tok = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    tok = lay.tokenizer
     ref, imatrix, imatrix_rec = None, None, None
     if g.imatrix:     # from the original's activations: it weighs the original's columns (not AWQ-scaled ones)
         ref, _ = load_from_config(cfg.model)
         t0 = time.perf_counter()
-        entries = collect_imatrix(ref, calibration_data(cfg, tok), gguf_tensor_names(ref, gguf_info(files['F16'])['architecture']),
+        entries = collect_imatrix(ref, lay.calib, gguf_tensor_names(ref, gguf_info(files['F16'])['architecture']),
                                   cfg.calib.batch_size)
         ipath = write_imatrix(lay.gguf_dir/f'{lay.label}.imatrix.gguf', entries, cfg.calib.path or cfg.calib.name,
                               cfg.calib.n_samples, cfg.calib.seq_len)
@@ -163,8 +163,7 @@ def run_gguf(cfg: RunConfig, command: Optional[str] = None) -> dict:
             if path.exists(): path.unlink()    # left by an unfinished run (no gguf.json yet): quantizing again takes seconds
             runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=None if prefix else imatrix)
             files[f'{prefix}{t}'] = Path(runs[f'{prefix}{t}'].path)
-    text = evaluation_text(cfg)
-    windows = evaluation_windows(cfg, tok, text)
+    text, windows = lay.eval_text, lay.windows
     chunk = tokens_per_chunk(len(tok))
     keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
     models = {k: LazyGGUF(p, n_ctx=e.seq_len, n_batch=chunk, keep_open=keep) for k, p in files.items()}

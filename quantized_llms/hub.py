@@ -6,12 +6,12 @@
 from __future__ import annotations
 import json, os, re, shutil, time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 import yaml
 from .core import RunConfig, QuantizedLLMsError, atomic_dir, atomic_write_text, markdown_table, package_versions, read_result
 from .llamacpp import gguf_info
 from .gptq_format import WEIGHT_SUFFIXES
-from .runs import RunLayout
+from .runs import Run
 from .models import resolve_model, MODEL_ALIASES
 
 # %% auto #0
@@ -214,10 +214,10 @@ def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True,
             time.sleep(2 ** attempt * 5)
 
 # %% ../nbs/04_hub.ipynb #15ba5fe0
-def run_publish(cfg: RunConfig, command: Optional[str] = None, owner: Optional[str] = None, dry_run: bool = True,
+def run_publish(run: Union[Run, RunConfig], command: Optional[str] = None, owner: Optional[str] = None, dry_run: bool = True,
                 private: bool = True) -> dict:
     "The publish stage: cards from the results, staged folders, and (unless `dry_run`) the upload. Checks come first."
-    lay = RunLayout(cfg)
+    lay = Run.of(run); cfg = lay.cfg
     owner = owner or os.environ.get('HF_REPO_OWNER') or 'your-hf-username'
     lic, bench, plans, skipped = base_license(cfg.model.name), lay.record('benchmark'), [], []
     for kind, stage, folder in (('quantized', 'quantize', lay.quantized_dir('real')), ('gguf', 'gguf', lay.gguf_dir)):

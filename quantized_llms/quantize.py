@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, json, shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes, resolve_device
 from .models import load_config, load_tokenizer, load_from_config, save_checkpoint
@@ -16,22 +16,22 @@ from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .algorithm import QuantizeJob, load_algorithms
 from .engine import data_parallel
 from .blocks import act_quant_unwrapped
-from .runs import RunLayout, calibration_data, evaluation_windows
+from .runs import Run
 
 # %% auto #0
 __all__ = ['check_quantize', 'run_quantize', 'quantize_markdown']
 
 # %% ../nbs/01_quantize.ipynb #c41803aa
-def check_quantize(cfg: RunConfig) -> list:
+def check_quantize(run: Union[Run, RunConfig]) -> list:
     "Refuse what the configured method cannot do with this model; return warnings."
-    lay = RunLayout(cfg)
+    run = Run.of(run); cfg = run.cfg
     model_config = load_config(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     if (dp := data_parallel()) is not None:
-        if not lay.method.data_parallel:
+        if not run.method.data_parallel:
             able = sorted(n for n, a in load_algorithms().items() if a.data_parallel)
             raise ConfigError(f"quant.method: {cfg.quant.method} does not calibrate data-parallel ({dp[1]} ranks); use "
                               f"{', '.join(able)}, or run in one process")
-    return lay.method.check(cfg.quant, cfg.save.modes, model_config, cfg.calib.n_samples * cfg.calib.seq_len)
+    return run.method.check(cfg.quant, cfg.save.modes, model_config, cfg.calib.n_samples * cfg.calib.seq_len)
 
 
 
@@ -47,12 +47,11 @@ def _load_real(path, device: str, loader: str = 'auto'):
             if 'GPTQModel' not in str(e): raise
     return load_gptq_dequantized(path)[0], "packed weights dequantized to float32 by quantized_llms"
 
-def run_quantize(cfg: RunConfig, command: Optional[str] = None) -> dict:
+def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}."
-    lay, qc, e = RunLayout(cfg), cfg.quant, cfg.eval
-    warnings = check_quantize(cfg)
-    tok = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
-    calib, windows = calibration_data(cfg, tok), evaluation_windows(cfg, tok)
+    lay = Run.of(run); cfg = lay.cfg; qc, e = cfg.quant, cfg.eval
+    warnings = check_quantize(lay)
+    tok, calib, windows = lay.tokenizer, lay.calib, lay.windows
     fp, _ = load_from_config(cfg.model)
     modes, positions = cfg.save.modes, e.positions
     packable = lay.method.save_modes(qc)['real'] is None

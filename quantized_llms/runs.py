@@ -6,10 +6,11 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+import functools
+from typing import Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, ConfigError, ModelLoadError, read_result, resolve_device
-from .models import resolve_model, checkpoint_dir, load_model, load_from_config, load_config
+from .models import resolve_model, checkpoint_dir, load_model, load_from_config, load_config, load_tokenizer
 from .gptq_format import check_digest, is_gptq_checkpoint, load_gptq, load_gptq_dequantized
 from .algorithm import get_algorithm
 from .data import load_text, tokenize_text, calibration_windows
@@ -18,8 +19,7 @@ from .llamacpp import GGUFCausalLM
 
 # %% auto #0
 __all__ = ['STAGE_INPUTS', 'SEQ_LEN_STAGES', 'VARIANTS', 'stage_inputs', 'upstream', 'model_context', 'check_sequence_lengths',
-           'calibration_data', 'evaluation_text', 'evaluation_windows', 'RunLayout', 'Variant', 'Original', 'Quantized',
-           'GGUF']
+           'calibration_data', 'evaluation_text', 'Run', 'Variant', 'Original', 'Quantized', 'GGUF']
 
 # %% ../nbs/00e_runs.ipynb #3b7c0008
 STAGE_INPUTS = {
@@ -78,14 +78,10 @@ def evaluation_text(cfg: RunConfig) -> str:
     e = cfg.eval
     return load_text(e.name, e.split, e.path, e.text_field if e.path else None)
 
-def evaluation_windows(cfg: RunConfig, tokenizer, text: Optional[str] = None) -> torch.Tensor:
-    "The evaluation windows `cfg.eval` names (of `text`, if the caller has read it), checked against the model's context."
-    check_sequence_lengths(cfg)
-    return eval_windows(tokenize_text(tokenizer, evaluation_text(cfg) if text is None else text), cfg.eval.seq_len, cfg.eval.max_windows)
-
 # %% ../nbs/00e_runs.ipynb #3b7c0010
-class RunLayout:
-    "A run's paths, names and stage records, from its configuration."
+class Run:
+    """One run, built once from its configuration and handed to every stage: its paths and names, the algorithm
+    `quant.method` names, its stage records, and (read on first use, then kept) the tokenizer and the windows."""
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         self.source = resolve_model(cfg.model.name)
@@ -96,6 +92,28 @@ class RunLayout:
         self.method = get_algorithm(cfg.quant.method)
         self.quantized_name = self.method.repo_name(self.label, cfg.quant)
         self.gguf_dir = self.outputs/f'{self.label}-GGUF'
+
+    @classmethod
+    def of(cls, run: Union['Run', RunConfig]) -> 'Run':
+        "`run` itself, or the run of a configuration."
+        return run if isinstance(run, Run) else cls(run)
+    @functools.cached_property
+    def tokenizer(self):
+        m = self.cfg.model
+        return load_tokenizer(m.name, m.revision, m.trust_remote_code)
+    @functools.cached_property
+    def calib(self) -> torch.Tensor:
+        "The calibration windows (n_samples x seq_len token ids)."
+        return calibration_data(self.cfg, self.tokenizer)
+    @functools.cached_property
+    def eval_text(self) -> str: return evaluation_text(self.cfg)
+    @functools.cached_property
+    def eval_ids(self) -> torch.Tensor: return tokenize_text(self.tokenizer, self.eval_text)
+    @functools.cached_property
+    def windows(self) -> torch.Tensor:
+        "The evaluation windows, checked against the model's context length."
+        check_sequence_lengths(self.cfg)
+        return eval_windows(self.eval_ids, self.cfg.eval.seq_len, self.cfg.eval.max_windows)
 
     def original_checkpoint(self, remake: bool = False) -> Path:
         "The float checkpoint directory of the model (an alias or a .gguf source is saved as one, again when it changed)."
@@ -143,7 +161,7 @@ class RunLayout:
 # %% ../nbs/00e_runs.ipynb #3b7c0012
 class Variant:
     kind = stage = ''
-    def __init__(self, layout: RunLayout): self.layout, self.cfg = layout, layout.cfg
+    def __init__(self, layout: Run): self.layout, self.cfg = layout, layout.cfg
     @property
     def label(self) -> str: raise NotImplementedError
     def path(self) -> Path: raise NotImplementedError

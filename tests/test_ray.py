@@ -41,7 +41,7 @@ def _baselines(runs_dir):
     return {p.parent.name: json.loads(p.read_text())['perplexity']['seq_len'] for p in Path(runs_dir).glob('*/baseline.json')}
 
 def test_ray_sweep_retries_failed_runs(setup):
-    from quantized_llms.pipeline import run_batch
+    from quantized_llms.batch import run_batch
     work, cfg = setup
     nb = _notebook(work/'flaky.ipynb', flaky=True)
     s = run_batch(cfg, {'eval.seq_len': [32, 64]}, work/'runs-ray', notebook=nb, ray='local', retries=1)
@@ -52,7 +52,7 @@ def test_ray_sweep_retries_failed_runs(setup):
     assert {r['run'] for r in s['variants']} == {'seq_len-32', 'seq_len-64'}     # gathered as a batch in order gathers
 
 def test_ray_reports_runs_that_keep_failing(setup):
-    from quantized_llms.pipeline import run_batch
+    from quantized_llms.batch import run_batch
     work, cfg = setup
     nb = _notebook(work/'flaky2.ipynb', flaky=True)
     s = run_batch(cfg, {'eval.seq_len': [32]}, work/'runs-fail', notebook=nb, ray='local', retries=0)
@@ -60,7 +60,7 @@ def test_ray_reports_runs_that_keep_failing(setup):
     assert s['runs'][0]['attempts'] == 1
 
 def test_ray_and_in_order_give_the_same_results(setup):
-    from quantized_llms.pipeline import run_batch
+    from quantized_llms.batch import run_batch
     work, cfg = setup
     nb = _notebook(work/'plain.ipynb', flaky=False)
     a = run_batch(cfg, {'eval.seq_len': [32, 64]}, work/'runs-a', notebook=nb, ray='local')

@@ -37,7 +37,7 @@ def _env():
 def test_wheel_holds_configs_and_notebooks(installed):
     py, _, work = installed
     out = subprocess.run([py, '-c', 'import quantized_llms, json; from quantized_llms.core import builtin_configs; '
-                          'from quantized_llms.pipeline import pipeline_notebook; '
+                          'from quantized_llms.batch import pipeline_notebook; '
                           'print(json.dumps([quantized_llms.__file__, sorted(builtin_configs()), str(pipeline_notebook()), '
                           'sorted(builtin_configs("configs/profiles"))]))'],
                          cwd=work, env=_env(), capture_output=True, text=True)
