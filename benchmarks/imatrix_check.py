@@ -9,7 +9,7 @@ a few minutes on 2 cores, once), then on the files a GGUF stage run left (`--wit
    chunks of eval.seq_len; llama.cpp scores the second half of each), then each quantized file of the run without the
    matrix (`--without`) and with it: KLD, PPL ratio and same-top-token rate, in llama.cpp's protocol.
 
-    python benchmarks/imatrix_check.py --without results/SmolLM2-135M-Instruct/imatrix/without --with results/SmolLM2-135M-Instruct/imatrix/with
+    python benchmarks/imatrix_check.py --without results/SmolLM2-135M-Instruct/runs/imatrix-without --with results/SmolLM2-135M-Instruct/runs/imatrix-with
 """
 import argparse, json, os, re, subprocess, sys, tarfile, tempfile, time
 from pathlib import Path
