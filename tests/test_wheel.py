@@ -61,5 +61,5 @@ def test_run_and_batch_from_the_wheel(installed):
                        capture_output=True, text=True, timeout=900)
     assert b.returncode == 0, (b.stdout[-2000:], b.stderr[-3000:])
     for n in (128,):
-        rec = json.loads((work/'results'/'runs'/f'seq_len-{n}'/'results'/'SmolLM2-135M-Instruct'/'baseline.json').read_text())
+        rec = json.loads((work/'results'/'SmolLM2-135M-Instruct'/'runs'/f'seq_len-{n}'/'baseline.json').read_text())
         assert rec['perplexity']['seq_len'] == n
