@@ -221,13 +221,15 @@ def run_publish(run: Union[Run, RunConfig], command: Optional[str] = None, owner
     owner = owner or os.environ.get('HF_REPO_OWNER') or 'your-hf-username'
     lic, bench, plans, skipped = base_license(cfg.model.name), lay.record('benchmark'), [], []
     for kind, stage, folder in (('quantized', 'quantize', lay.quantized_dir('real')), ('gguf', 'gguf', lay.gguf_dir)):
-        if (record := lay.record(stage)) is None: continue
+        try: record = read_result(lay.results, stage)      # a record that lacks what its card says is refused by name
+        except QuantizedLLMsError as e: raise PublishError(str(e)) from None
+        if record is None: continue
         if lay.finished(stage) is None:     # a card must describe the files that are really there
             why = lay.damaged_output(record) or 'it was made with other settings than this configuration'
             raise PublishError(f"{lay.results/(stage + '.json')} does not describe the files in {folder} ({why}): "
                                f"run the {stage} stage again before publishing")
         if kind == 'quantized' and 'real' not in record['outputs']:
-            skipped.append(f"{record['repo_name']}: no packed checkpoint (save.modes {cfg.save.modes})"); continue
+            skipped.append(f"{folder.name}: no packed checkpoint (save.modes {cfg.save.modes})"); continue
         upload_files(folder, kind)
         repo_id = f'{owner}/{folder.name}'
         plans.append((kind, folder, repo_id, model_card(kind, record, repo_id, lic, bench)))

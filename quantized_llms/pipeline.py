@@ -183,7 +183,7 @@ def _baseline_rows(b: dict) -> list:
 
 def _quantize_rows(q: dict) -> list:
     pos = next((p for p in ('real', 'fake_quant') if p in q['positions']), None)
-    if pos is None: raise KeyError('no real or fake_quant position')
+    if pos is None: return []       # eval.positions measured no quantized model: nothing to compare
     size = (q['outputs'].get('real') or q['outputs'].get('fake') or {}).get('bytes')
     r = q['positions'][pos]
     return [dict(variant=f"{q['method_title']} {q['scheme']}", stage='quantize', perplexity=r['ppl'],
@@ -193,7 +193,7 @@ def _quantize_rows(q: dict) -> list:
 def _gguf_rows(f: dict) -> list:
     return [dict(variant=f'GGUF {t}', stage='gguf', perplexity=r['ppl'], size_MB=f['bytes'][t] / 2**20,
                  tokens=r['n_tokens'], kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
-                 gen_tokens_per_s=f['speed'][t]['gen_tokens_per_s'])
+                 gen_tokens_per_s=(f.get('speed') or {}).get(t, {}).get('gen_tokens_per_s'))
             for t, r in f['results'].items() if t != 'reference']
 
 _SUMMARY_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, ZeroDivisionError)

@@ -47,9 +47,26 @@ def _load_real(path, device: str, loader: str = 'auto'):
             if 'GPTQModel' not in str(e): raise
     return load_gptq_dequantized(path)[0], "packed weights dequantized to float32 by quantized_llms"
 
+def _stamp(p: Path) -> Optional[tuple]:
+    "What tells a folder from the one that replaced it (an atomic save is a new folder): its inode and mtime."
+    try: st = p.stat(); return st.st_ino, st.st_mtime_ns
+    except FileNotFoundError: return None
+
 def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
-    "The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}."
-    lay = Run.of(run); cfg = lay.cfg; qc, e = cfg.quant, cfg.eval
+    """The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}.
+    A stage that fails leaves no model folder it wrote: only a record makes a folder of model files trusted."""
+    lay = Run.of(run)
+    dirs = {m: lay.quantized_dir(m) for m in ('real', 'fake', 'transformed')}
+    before = {m: _stamp(p) for m, p in dirs.items()}
+    try: return _quantize_stage(lay, command)
+    except BaseException:
+        if (dp := data_parallel()) is None or dp[0] == 0:
+            for m, p in dirs.items():
+                if _stamp(p) != before[m]: shutil.rmtree(p, ignore_errors=True)   # this stage's, and no record describes it
+        raise
+
+def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
+    cfg = lay.cfg; qc, e = cfg.quant, cfg.eval
     warnings = check_quantize(lay)
     tok, calib, windows = lay.tokenizer, lay.calib, lay.windows
     fp, _ = load_from_config(cfg.model)

@@ -150,7 +150,7 @@ class Run:
         if any(_pick(then, k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
         if self.damaged_output(rec): return None
         for up in upstream(self.cfg, stage):
-            if self.record(up) is None: continue    # never made: that variant failed, and would fail again
+            if not (self.results/f'{up}.json').exists(): continue   # never made: that variant failed, and would fail again
             if (u := self.finished(up)) is None or u['meta']['time_utc'] > rec['meta']['time_utc']: return None
         return rec
 
