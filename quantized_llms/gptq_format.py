@@ -12,13 +12,42 @@ import torch.nn as nn
 from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, atomic_dir, file_sha256, resolve_device
 
 # %% auto #0
-__all__ = ['WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint',
-           'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
+__all__ = ['PACKED_BITS', 'WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint',
+           'is_gptq_checkpoint', 'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq',
+           'load_gptq_transformers']
 
 # %% ../nbs/00d_gptq_format.ipynb #fab05eb6
+PACKED_BITS = (2, 3, 4, 8)    # the widths with a GPTQ int32 layout: 32/b values a word, or 3 bits as a stream
+
+def _pack_stream(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    "32 values of `bits` bits as one little-endian bit stream over `bits` int32 words (GPTQ's 3-bit layout)."
+    q = q.to(torch.int64).movedim(dim, 0)
+    if q.shape[0] % 32: raise ConfigError(f"{q.shape[0]} values do not pack: {bits}-bit values go 32 to {bits} int32")
+    q = q.reshape(q.shape[0] // 32, 32, *q.shape[1:])
+    out = torch.zeros(q.shape[0], bits, *q.shape[2:], dtype=torch.int64, device=q.device)
+    for k in range(32):
+        w, s = divmod(k * bits, 32)
+        out[:, w] |= (q[:, k] << s) & 0xFFFFFFFF
+        if s + bits > 32: out[:, w + 1] |= q[:, k] >> (32 - s)      # the value crosses into the next word
+    out = out.reshape(-1, *q.shape[2:])
+    return torch.where(out >= 2**31, out - 2**32, out).to(torch.int32).movedim(0, dim).contiguous()
+
+def _unpack_stream(packed: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    p = packed.to(torch.int64).movedim(dim, 0) & 0xFFFFFFFF
+    if p.shape[0] % bits: raise ModelLoadError(f"{p.shape[0]} int32 words do not hold whole {bits}-bit streams: the checkpoint is damaged")
+    p = p.reshape(p.shape[0] // bits, bits, *p.shape[1:])
+    vals = []
+    for k in range(32):
+        w, s = divmod(k * bits, 32)
+        v = p[:, w] >> s
+        if s + bits > 32: v = v | (p[:, w + 1] << (32 - s))
+        vals.append(v & ((1 << bits) - 1))
+    return torch.stack(vals, 1).reshape(-1, *p.shape[2:]).movedim(0, dim).to(torch.int32)
+
 def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    "Pack `32 // bits` non-negative ints per int32 along `dim`, low bits first."
-    if 32 % bits: raise ConfigError(f"{bits}-bit values do not pack evenly into int32; the GPTQ format here takes 2, 4 or 8 bits")
+    "Pack non-negative ints along `dim`, low bits first: `32 // bits` per int32, or 3-bit ones 32 to 3 words."
+    if bits not in PACKED_BITS: raise ConfigError(f"{bits}-bit values have no GPTQ int32 layout here; use 2, 3, 4 or 8 bits")
+    if 32 % bits: return _pack_stream(q, bits, dim)
     per = 32 // bits
     q = q.to(torch.int64).movedim(dim, 0)
     if q.shape[0] % per: raise ConfigError(f"{q.shape[0]} values do not pack {per} to an int32")
@@ -29,8 +58,9 @@ def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     return packed.movedim(0, dim).contiguous()
 
 def unpack_int32(packed: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    "Unpack `32 // bits` values per int32 along `dim` (low bits first): the inverse of `pack_int32`."
-    if 32 % bits: raise ValueError(f"{bits}-bit values do not pack evenly into int32; this reader handles 2, 4 and 8 bits")
+    "Unpack the values `pack_int32` packed along `dim` (low bits first): its inverse."
+    if bits not in PACKED_BITS: raise ModelLoadError(f"{bits}-bit GPTQ weights are not read here (2, 3, 4 or 8 bits); load them with GPTQModel")
+    if 32 % bits: return _unpack_stream(packed, bits, dim)
     per = 32 // bits
     shifts = torch.arange(0, 32, bits, dtype=torch.int32, device=packed.device)
     x = packed.to(torch.int32).unsqueeze(dim + 1) >> shifts.view(*([1] * (dim + 1)), per, *([1] * (packed.dim() - dim - 1)))
@@ -148,6 +178,9 @@ def _import_gptqmodel():
     return gptqmodel
 
 # %% ../nbs/00d_gptq_format.ipynb #98a67ce0
+def _bits(path) -> Optional[int]:
+    return (json.loads((Path(path)/'config.json').read_text()).get('quantization_config') or {}).get('bits')
+
 def load_gptq(path, device: str = 'auto', backend: str = 'auto', dtype: Optional[torch.dtype] = None):
     "Load a GPTQ checkpoint with GPTQModel; returns `(model, tokenizer)` where `model` is the transformers module."
     _import_gptqmodel()
@@ -158,7 +191,7 @@ def load_gptq(path, device: str = 'auto', backend: str = 'auto', dtype: Optional
     if dtype is None: dtype = torch.bfloat16 if dev.type == 'cpu' else torch.float16
     # auto: on the CPU the one kernel that takes short groups; on a GPU Triton's, which needs no build step (GPTQModel's
     # own choice may be a kernel it compiles from downloaded sources) and runs from a T4 (compute capability 7.5) up
-    if backend == 'auto': backend = 'torch' if dev.type == 'cpu' else 'triton'
+    if backend == 'auto': backend = 'torch' if dev.type == 'cpu' or _bits(path) == 3 else 'triton'   # Triton's: 2, 4, 8
     m = GPTQModel.load(str(path), device=str(dev), backend=BACKEND(backend), dtype=dtype)
     return m.model.eval(), m.tokenizer
 

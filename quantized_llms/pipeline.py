@@ -16,11 +16,12 @@ from .runs import Run, check_sequence_lengths
 from .quantize import run_quantize, check_quantize
 from .engine import data_parallel
 from .gguf import run_gguf
-from .hub import run_publish
+from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
-           'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
+__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock',
+           'record_resources', 'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size',
+           'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
 def model_size_bytes(model) -> int:
@@ -55,10 +56,19 @@ def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> 
 
 STAGE_RUNNERS = {'baseline': run_baseline, 'quantize': run_quantize, 'gguf': run_gguf, 'benchmark': run_benchmark, 'publish': run_publish}
 
+def check_folders(run: Union[Run, RunConfig]) -> None:
+    "Refuse a results or output folder of the run that cannot be one: a path through a file."
+    lay = Run.of(run)
+    for key, d in (('save.results_dir', lay.results), ('save.output_dir', lay.outputs)):
+        p = next((p for p in [d, *d.parents] if p.exists()), None)
+        if p is not None and not p.is_dir():
+            raise ConfigError(f"{key}: {p} is a file, not a folder: move it away, or choose another {key}")
+
 def check_run(run: Union[Run, RunConfig]) -> list:
     "Refuse, before any work, what the stages of a run cannot do; return warnings."
     lay, warnings = Run.of(run), []    # an unknown method or model stops here
     cfg = lay.cfg
+    check_folders(lay)
     check_sequence_lengths(cfg)           # windows the model's context cannot hold, for every stage that uses them
     if 'quantize' in cfg.stages: warnings += check_quantize(lay)
     if 'gguf' in cfg.stages and cfg.gguf.source == 'transformed':
@@ -69,6 +79,7 @@ def check_run(run: Union[Run, RunConfig]) -> list:
     if 'benchmark' in cfg.stages:
         from quantized_llms.benchmark import check_benchmark
         check_benchmark(cfg)
+    if 'publish' in cfg.stages: check_publish(lay)     # something to publish, under repo ids the Hub takes
     return warnings
 
 @contextlib.contextmanager
