@@ -12,7 +12,7 @@ from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_w
                                  markdown_table, read_result, write_result, limit_gpu_memory)
 from .models import load_from_config
 from .perplexity import perplexity
-from .runs import Run, check_sequence_lengths
+from .runs import Run, check_sequence_lengths, check_outputs
 from .quantize import run_quantize, check_quantize
 from .engine import data_parallel
 from .gguf import run_gguf
@@ -69,6 +69,7 @@ def check_run(run: Union[Run, RunConfig]) -> list:
     lay, warnings = Run.of(run), []    # an unknown method or model stops here
     cfg = lay.cfg
     check_folders(lay)
+    check_outputs(lay)                    # model files another results folder's record describes stay as they are
     check_sequence_lengths(cfg)           # windows the model's context cannot hold, for every stage that uses them
     if 'quantize' in cfg.stages: warnings += check_quantize(lay)
     if 'gguf' in cfg.stages and cfg.gguf.source == 'transformed':
@@ -84,7 +85,8 @@ def check_run(run: Union[Run, RunConfig]) -> list:
 
 @contextlib.contextmanager
 def run_lock(run: Union[Run, RunConfig]):
-    "Hold exclusive locks on the run's results and model-file folders, or refuse at once."
+    """Hold exclusive locks on the run's results and model-file folders (everything it writes), or refuse at once;
+    once held, the model folders it writes are checked again to be no other results folder's (`runs.check_outputs`)."""
     lay, held = Run.of(run), []
     try:
         for d in dict.fromkeys([lay.results, lay.outputs]):
@@ -94,6 +96,7 @@ def run_lock(run: Union[Run, RunConfig]):
             except BlockingIOError:
                 raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish, or give this run "
                                          f"another save.name or save.output_dir") from None
+        check_outputs(lay)
         yield lay
     finally:
         for f in held: f.close()

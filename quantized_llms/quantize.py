@@ -16,7 +16,7 @@ from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .algorithm import QuantizeJob, load_algorithms
 from .engine import data_parallel
 from .blocks import act_quant_unwrapped
-from .runs import Run
+from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['check_quantize', 'run_quantize', 'quantize_markdown']
@@ -112,6 +112,7 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
                   calib_dataset=cfg.calib.path or cfg.calib.name, source_bytes=src_bytes, estimated_bytes=res.estimated_bytes,
                   outputs={m: dict(path=str(p), bytes=dir_size_bytes(p), digest=weights_digest(p)) for m, p in outputs.items()},
                   config=cfg.to_dict())
+    mark_outputs(lay, 'quantize', record['outputs'])     # each folder names the record that describes it
     write_result(lay.results, 'quantize', record, quantize_markdown(record), command)
     return record
 
