@@ -552,7 +552,8 @@ def result_problem(rec: dict, name: str) -> Optional[str]:
     for what, out in (outs.items() if isinstance(outs, dict) else ()):
         if not isinstance(out, dict) or not isinstance(out.get('path'), str):
             return f"outputs.{what}: must be a mapping with a path"
-    if name == 'benchmark' and isinstance(rec.get('variants'), list) and not all(isinstance(v, dict) for v in rec['variants']):
+    variants = rec.get('variants')
+    if name == 'benchmark' and isinstance(variants, list) and not all(isinstance(v, dict) for v in variants):
         return "variants: must be a list of mappings"
     for dotted, tp in RESULT_FIELDS.get(name, {}).items():
         if (why := _field_problem(rec, dotted, tp)): return why

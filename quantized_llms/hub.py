@@ -8,7 +8,8 @@ import json, os, re, shutil, time
 from pathlib import Path
 from typing import Optional, Union
 import yaml
-from .core import RunConfig, QuantizedLLMsError, ConfigError, atomic_dir, atomic_write_text, markdown_table, package_versions, read_result
+from .core import (RunConfig, QuantizedLLMsError, ConfigError, atomic_dir, atomic_write_text, markdown_table,
+                                 package_versions, read_result)
 from .llamacpp import gguf_info
 from .gptq_format import WEIGHT_SUFFIXES
 from .runs import Run
@@ -127,7 +128,8 @@ def model_card(kind: str, record: dict, repo_id: str, license: str = 'other', be
     source = (f"[{base}](https://huggingface.co/{base})" if base else
               f"a local model, `{record.get('label') or Path(cfg['model']['name']).name}` (not from the Hugging Face Hub)")
     meta = dict(**(dict(base_model=base, base_model_relation='quantized') if base else {}),
-                library_name='gguf' if kind == 'gguf' else 'transformers', license=license, pipeline_tag='text-generation', tags=tags,
+                library_name='gguf' if kind == 'gguf' else 'transformers', license=license, pipeline_tag='text-generation',
+                tags=tags,
                 **{'model-index': [dict(name=name, results=[dict(task=dict(type='text-generation', name='Language modelling'),
                     dataset=dict(type=dataset, name=dataset, split=cfg['eval']['split']),
                     metrics=[dict(type='perplexity', name=f'perplexity ({label})', value=round(float(v), 4)) for label, v in results])])]})
@@ -200,7 +202,8 @@ def check_repo_id(repo_id: str) -> str:
     """`repo_id` if the Hub takes it (`owner/name`, each of ASCII letters, digits, `.`, `_`, `-`, starting and ending
     with a letter or digit, no `--` or `..`, 96 characters at most), else an error saying which part to change."""
     parts = str(repo_id).split('/')
-    if len(parts) != 2: raise PublishError(f"repo id {repo_id!r} must be owner/name: set the owner (HF_REPO_OWNER) to your user name")
+    if len(parts) != 2:
+        raise PublishError(f"repo id {repo_id!r} must be owner/name: set the owner (HF_REPO_OWNER) to your user name")
     for part, fix in zip(parts, ("set HF_REPO_OWNER (or owner) to your Hub user or organisation name",
                                  "the name comes from the model's folder or file name: rename it (letters, digits, . _ -)")):
         if not _HUB_NAME.fullmatch(part) or '--' in part or '..' in part:

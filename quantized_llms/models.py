@@ -17,8 +17,8 @@ from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_dige
 # %% auto #0
 __all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'MADE_FROM', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias',
            'ModelSource', 'resolve_model', 'nonfinite_tensors', 'check_finite', 'load_config', 'load_tokenizer',
-           'load_model', 'load_from_config', 'save_checkpoint', 'cached_checkpoint_problem', 'checkpoint_dir',
-           'tiny_config', 'tiny_model']
+           'model_size_bytes', 'load_model', 'load_from_config', 'save_checkpoint', 'cached_checkpoint_problem',
+           'checkpoint_dir', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/00a_models.ipynb #60117d2a
 SUPPORTED_ARCHITECTURES = {
@@ -184,6 +184,16 @@ def _as_plain_model(model):
     plain.generation_config = model.generation_config
     return plain
 
+def _dtype_of(config) -> Optional[torch.dtype]:
+    "The dtype a checkpoint's config says its weights are in, or None."
+    d = getattr(config, 'dtype', None) or getattr(config, 'torch_dtype', None)
+    d = getattr(torch, d, None) if isinstance(d, str) else d
+    return d if isinstance(d, torch.dtype) else None
+
+def model_size_bytes(model) -> int:
+    "Bytes held by the model's parameters and buffers, a tensor shared by two names (a tied embedding) once."
+    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+
 def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: Optional[str] = None,
                trust_remote_code: bool = False):
     "Load `(model, tokenizer)` in eval mode from an alias, Hub id, directory or .gguf file."
@@ -201,6 +211,7 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
     if src.kind == 'gguf': model = _as_plain_model(model)
     check_finite(model, str(Path(src.ref)/src.gguf_file) if src.gguf_file else src.ref, torch_dtype)
     model.name_or_path = src.base_model or src.ref
+    model.trained_dtype = _dtype_of(cfg)      # the checkpoint's own dtype (what packed checkpoints store it in)
     return model.to(dev).eval(), load_tokenizer(name, revision, trust_remote_code)
 
 def load_from_config(mc) -> tuple:

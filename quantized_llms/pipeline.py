@@ -10,7 +10,7 @@ from typing import Optional, Union
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
                                  markdown_table, read_result, write_result, limit_gpu_memory)
-from .models import load_from_config
+from .models import load_from_config, model_size_bytes
 from .perplexity import perplexity
 from .runs import Run, check_sequence_lengths, check_outputs
 from .quantize import run_quantize, check_quantize
@@ -19,15 +19,10 @@ from .gguf import run_gguf
 from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock',
-           'record_resources', 'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size',
-           'summarize']
+__all__ = ['STAGE_RUNNERS', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock', 'record_resources',
+           'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
-def model_size_bytes(model) -> int:
-    "Bytes held by the model's parameters and buffers."
-    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-
 def run_baseline(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "Perplexity of the unquantized model; writes `baseline.json`/`.md` under `results_dir/<name>`."
     lay = Run.of(run); cfg, src = lay.cfg, lay.source

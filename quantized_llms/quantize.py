@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes, resolve_device
-from .models import load_config, load_tokenizer, load_from_config, save_checkpoint
+from .models import load_config, load_tokenizer, load_from_config, save_checkpoint, model_size_bytes
 from .perplexity import compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .algorithm import QuantizeJob, load_algorithms
@@ -100,7 +100,7 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
         else: notes.append(f"real: {lay.method.save_modes(qc)['real']}")
     cmp = compare_to_reference(fp, models, windows, sources={'real': str(res.real_dir)})
     if 'real' in outputs and 'real' not in modes: shutil.rmtree(outputs.pop('real'), ignore_errors=True)   # only measured
-    src_bytes = sum(t.numel() * t.element_size() for t in fp.state_dict().values())
+    src_bytes = model_size_bytes(fp)       # a tied embedding once, as the baseline counts it
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, method=lay.method.name,
                   method_title=lay.method.title, scheme=lay.method.scheme_tag(qc), repo_name=lay.quantized_name, quant=asdict(qc),
                   special=asdict(lay.method.settings(qc)), warnings=warnings, notes=notes,

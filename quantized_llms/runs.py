@@ -242,7 +242,7 @@ def check_outputs(run: Union[Run, RunConfig]) -> None:
     for folder in written_folders(lay):
         try: mark = json.loads((folder/RECORDED_BY).read_text())
         except (OSError, ValueError): continue
-        if not isinstance(mark, dict) or mark.get('stage') not in ('quantize', 'gguf') or not isinstance(mark.get('results'), str):
+        if not (isinstance(mark, dict) and mark.get('stage') in ('quantize', 'gguf') and isinstance(mark.get('results'), str)):
             continue
         other = Path(mark['results'])
         if other == mine: continue

@@ -8,7 +8,7 @@ import contextlib, shutil, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from ..core import ConfigError, UnsupportedArchitectureError, Measure, atomic_dir, resolve_device
-from ..gptq_format import load_gptq_dequantized, _import_gptqmodel
+from ..gptq_format import load_gptq_dequantized, _import_gptqmodel, store_16bit, storage_dtype
 from ..algorithm import Algorithm, QuantizeJob, QuantizeResult, linear_in_features
 from .gptq import GPTQSettings
 
@@ -54,7 +54,8 @@ class GPTQModelAdapter(Algorithm):
     @classmethod
     def check(cls, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
         if qc.weight.bits not in GPTQMODEL_BITS:
-            raise ConfigError(f"quant.weight.bits: GPTQModel packs {', '.join(map(str, GPTQMODEL_BITS))} bits, got {qc.weight.bits}")
+            raise ConfigError(f"quant.weight.bits: GPTQModel packs {', '.join(map(str, GPTQMODEL_BITS))} bits, "
+                              f"got {qc.weight.bits}")
         w = qc.weight
         if w.granularity == 'per_group' and w.group_size not in GPTQMODEL_GROUP_SIZES:
             raise ConfigError(f"quant.weight.group_size: GPTQModel's kernels take group sizes "
@@ -63,8 +64,9 @@ class GPTQModelAdapter(Algorithm):
         warnings = super().check(qc, save_modes, model_config, n_calib_tokens)
         if model_config is not None and w.bits == 3:
             for what, k in packed_widths(model_config).items():
-                if k % 32: raise ConfigError(f"quant.weight.bits: GPTQModel packs 3-bit weights 32 at a time, and this model's "
-                                             f"{what} are {k} wide; use 2, 4 or 8 bits")
+                if k % 32:
+                    raise ConfigError(f"quant.weight.bits: GPTQModel packs 3-bit weights 32 at a time, and this model's "
+                                      f"{what} are {k} wide; use 2, 4 or 8 bits")
         if model_config is not None:
             gptqmodel = _import_gptqmodel()
             from gptqmodel.models.auto import MODEL_MAP
@@ -104,6 +106,7 @@ class GPTQModelAdapter(Algorithm):
                         model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
                         model.save(str(tmp))
                     finally: _release_gptqmodel(model); del model      # a failed run frees its model too
+                store_16bit(tmp, storage_dtype(job.model))   # its unquantized tensors in 16 bits, as on a GPU
             fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
         finally:
             if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
