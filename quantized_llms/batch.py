@@ -4,16 +4,17 @@
 
 # %% ../nbs/05a_batch.ipynb #cf9c52ab
 from __future__ import annotations
-import itertools, re, time
+import contextlib, fcntl, itertools, re, time
 from pathlib import Path
 from typing import Optional
 from .core import RunConfig, QuantizedLLMsError, ConfigError, atomic_write_text
 from .models import resolve_model
+from .algorithm import get_algorithm
 from .pipeline import check_run, summary_rows
 
 # %% auto #0
 __all__ = ['yaml_value', 'yaml_values', 'parse_assignments', 'sets_special', 'apply_settings', 'sweep_configs',
-           'pipeline_notebook', 'plan_batch', 'execute_run', 'run_batch']
+           'pipeline_notebook', 'plan_batch', 'execute_run', 'batch_lock', 'run_batch']
 
 # %% ../nbs/05a_batch.ipynb #bed01257
 def yaml_value(s: str, where: str = 'value'):
@@ -92,6 +93,8 @@ def plan_batch(cfg: RunConfig, sweep: dict, runs_dir=None, skip_unsupported: boo
     plan = []
     for rid, c in sweep_configs(cfg, sweep, keep_special):
         rid = f'{name}-{rid}' if name else rid
+        try: get_algorithm(c.quant.method)      # a misspelt method is a mistake, never a combination skipped
+        except ConfigError as e: raise ConfigError(f"batch run {rid}: {e}") from None
         try:
             label = resolve_model(c.model.name).label
             # the run id is its save.name: records in <runs dir>/<run id>/, model files in <outputs>/runs/<label>/<run id>/
@@ -156,6 +159,18 @@ def _runs_on_ray(todo: list, notebook: str, kernel: str, retries: int, address: 
     finally:
         if started: ray.shutdown()
 
+@contextlib.contextmanager
+def batch_lock(runs_dir):
+    """Hold a runs folder for one batch, or refuse at once: two batches in one folder would each write its runs and
+    summary over the other's, and call the other's runs, locked while they run, failed."""
+    d = Path(runs_dir); d.mkdir(parents=True, exist_ok=True)
+    with open(d/'.batch.lock', 'w') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise QuantizedLLMsError(f"another batch is running in {d}: wait for it to finish, or give this batch "
+                                     f"another --runs-dir") from None
+        yield d
+
 def run_batch(cfg: RunConfig, sweep: dict, runs_dir=None, notebook=None, kernel: str = 'python3',
               skip_unsupported: bool = False, ray: Optional[str] = None, retries: Optional[int] = None,
               keep_special: bool = False, name: Optional[str] = None) -> dict:
@@ -164,7 +179,13 @@ def run_batch(cfg: RunConfig, sweep: dict, runs_dir=None, notebook=None, kernel:
     Returns each run's status and variants, and the model folders the runs went to (`folders`, for `report`).
     `keep_special`: `cfg`'s `quant.special` holds for every method swept (see `sweep_configs`); `runs_dir` and
     `name`: see `plan_batch`."""
-    todo, plan = [], plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special, name)
+    plan = plan_batch(cfg, sweep, runs_dir, skip_unsupported, keep_special, name)
+    with contextlib.ExitStack() as held:     # every runs folder the plan writes to, held for the whole batch
+        for d in sorted({c.save.results_dir for _, c, _ in plan}): held.enter_context(batch_lock(d))
+        return _run_plan(plan, notebook, kernel, ray, retries)
+
+def _run_plan(plan: list, notebook, kernel: str, ray: Optional[str], retries: Optional[int]) -> dict:
+    todo = []
     for rid, c, refused in plan:
         if refused: continue
         d = Path(c.save.results_dir)/rid; d.mkdir(parents=True, exist_ok=True)

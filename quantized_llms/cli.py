@@ -5,8 +5,9 @@
 # %% ../nbs/05b_cli.ipynb #cf2846d1
 from __future__ import annotations
 import argparse, sys
+from pathlib import Path
 from typing import Optional
-from .core import RunConfig, QuantizedLLMsError, markdown_table, profile_settings
+from .core import RunConfig, QuantizedLLMsError, markdown_table, profile_settings, disk_full
 from .runs import Run
 from .pipeline import run, init_data_parallel, summary_rows
 from .batch import parse_assignments, apply_settings, run_batch, sets_special
@@ -22,6 +23,12 @@ def _report(model_dir) -> None:
         if (p := write_leaderboard(model_dir)): print(f"leaderboard: {p.with_suffix('.md')}", flush=True)
     except Exception as e:
         print(f"warning: leaderboard of {model_dir} not written ({type(e).__name__}: {e})", flush=True)
+
+def _kept(cfg: RunConfig, batch: bool, runs_dir=None) -> Optional[Path]:
+    "Where an interrupted command's finished work stays: the run's results folder, or the batch's runs folder."
+    try: lay = Run(cfg)
+    except QuantizedLLMsError: return None
+    return (Path(runs_dir) if runs_dir else Path(cfg.save.results_dir)/lay.label/'runs') if batch else lay.results
 
 def main(argv: Optional[list] = None) -> int:
     "Command-line entry point: `quantized-llms run CONFIG`, `batch CONFIG --sweep key=v1,v2` and `report [RESULTS_DIR]`."
@@ -50,6 +57,7 @@ def main(argv: Optional[list] = None) -> int:
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     command = 'quantized-llms ' + ' '.join(argv)
+    kept = None
     try:
         if args.cmd == 'report':
             made = report(args.results_dir, command)
@@ -62,6 +70,7 @@ def main(argv: Optional[list] = None) -> int:
         if args.stages: settings['stages'] = args.stages.split(',')
         if getattr(args, 'results_dir', None): settings['save.results_dir'] = args.results_dir
         cfg = apply_settings(cfg, settings)
+        kept = _kept(cfg, args.cmd == 'batch', getattr(args, 'runs_dir', None))
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
                                 skip_unsupported=args.skip_unsupported, keep_special=sets_special(sets), ray=args.ray,
@@ -72,14 +81,24 @@ def main(argv: Optional[list] = None) -> int:
         dp = init_data_parallel()      # under torchrun: this process is one rank of a data-parallel calibration
         run(cfg, command=command, resume=not args.no_resume)
         if dp is not None and dp[0] != 0: return 0       # a helper rank: nothing to show
+        rows = summary_rows(Run(cfg).results)
+        if rows: print(markdown_table([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]))
+        _report(Run(cfg).results)
+        return 0
+    except KeyboardInterrupt:    # Ctrl-C: the stage under way wrote nothing (outputs are atomic), the finished ones stay
+        if args.debug: raise
+        print("error: interrupted (Ctrl-C)" + (f"; finished stages are kept in {kept}: run the same command again to "
+                                               f"resume" if kept else ''), file=sys.stderr)
+        return 130
     except Exception as e:
         if args.debug: raise
         user = isinstance(e, QuantizedLLMsError)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if not user and disk_full(e):      # a write outside the atomic helpers, which name their own path
+            where = getattr(e, 'filename', None)
+            print(f"error: the disk is full{f': {where} could not be written' if where else ''}; free space, or choose "
+                  f"another save.output_dir / save.results_dir", file=sys.stderr)
+            return 2
         print(f"error: {first}" if user else f"error: {type(e).__name__}: {first} (run again with --debug for the traceback)",
               file=sys.stderr)
         return 2 if user else 1
-    rows = summary_rows(Run(cfg).results)
-    if rows: print(markdown_table([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]))
-    _report(Run(cfg).results)
-    return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #568cd753
 from __future__ import annotations
-import contextlib, dataclasses, difflib, hashlib, json, os, platform, shutil, sys, tempfile, time, typing
+import contextlib, dataclasses, difflib, errno, hashlib, json, os, platform, re, shutil, sys, tempfile, time, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Optional, Union
@@ -13,12 +13,12 @@ import yaml
 # %% auto #0
 __all__ = ['STAGES', 'CODE_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
            'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
-           'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'QuantSpec', 'ModelConfig', 'CalibConfig',
-           'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig', 'section_from_dict',
-           'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps', 'temp_prefix',
-           'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'file_sha256', 'markdown_table', 'package_versions',
-           'run_metadata', 'write_result', 'result_problem', 'read_result', 'Measure', 'dir_size_bytes',
-           'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
+           'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'DiskFullError', 'QuantSpec',
+           'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig',
+           'section_from_dict', 'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps',
+           'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'file_sha256',
+           'markdown_table', 'package_versions', 'run_metadata', 'write_result', 'result_problem', 'read_result',
+           'Measure', 'dir_size_bytes', 'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -39,6 +39,9 @@ class DataError(QuantizedLLMsError, ValueError):
 class OutputExistsError(QuantizedLLMsError, FileExistsError):
     "An output directory already holds results and overwriting was not asked for."
 
+class DiskFullError(QuantizedLLMsError, OSError):
+    "An output could not be written because its disk (or the user's quota) is full."
+
 # %% ../nbs/00_core.ipynb #2a19a7b0
 STAGES = ('baseline', 'quantize', 'gguf', 'benchmark', 'publish')
 # lm-eval names of the benchmark's code tasks: the code2text group (six languages) and both code_line_description variants
@@ -52,6 +55,8 @@ GRANULARITIES = ('per_tensor', 'per_channel', 'per_group', 'per_token')
 # llmc's evaluation positions, and `real`: the saved packed checkpoint read back through a serving kernel
 EVAL_POSITIONS = ('pretrain', 'transformed', 'fake_quant', 'real')
 SAVE_MODES = ('real', 'fake', 'transformed')
+# a folder name for save.name: one path component (never '..'), in characters every file system and URL takes
+_FOLDER_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._=+-]*')
 
 def _check(cond, where, msg):
     if not cond: raise ConfigError(f"{where}: {msg}")
@@ -231,8 +236,8 @@ class SaveConfig:
     overwrite: bool = False
     def validate(self, where='save'):
         for m in self.modes: _one_of(m, SAVE_MODES, f'{where}.modes')
-        _check(self.name is None or (self.name.strip() and '/' not in self.name), f'{where}.name',
-               f'must be a folder name without /, got {self.name!r}')
+        _check(self.name is None or _FOLDER_NAME.fullmatch(self.name), f'{where}.name',
+               f"must be one folder name of letters, digits and . _ - + = (no path, no leading dot), got {self.name!r}")
 
 # %% ../nbs/00_core.ipynb #66bcb81e
 def _type_ok(value, tp) -> bool:
@@ -246,8 +251,14 @@ def _type_ok(value, tp) -> bool:
     if tp is dict or origin is dict: return isinstance(value, dict)
     return isinstance(value, tp)
 
+_TYPE_NAMES = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string', list: 'a list',
+               tuple: 'a list', dict: 'a mapping', type(None): 'null'}
+
 def _type_name(tp) -> str:
-    return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+    "A field's type in words: 'an integer', 'an integer or null', 'a list'."
+    if typing.get_origin(tp) is Union: return ' or '.join(dict.fromkeys(_type_name(a) for a in typing.get_args(tp)))
+    tp = typing.get_origin(tp) or tp
+    return _TYPE_NAMES.get(tp) or getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
 
 def _dataclass_of(tp):
     "The dataclass a field holds (also inside Optional[...]), or None."
@@ -394,6 +405,17 @@ def remove_stale_temps(final) -> list:
 
 def temp_prefix(final) -> str: return f'.{Path(final).name}.tmp-{os.getpid()}-'
 
+_FULL_WORDS = ('No space left on device', 'Disk quota exceeded', 'StorageFull', 'QuotaExceeded', 'code: 28,')
+
+def disk_full(e: BaseException) -> bool:
+    "Whether `e` is a write that failed on a full disk or quota: ENOSPC or EDQUOT, or a library's error wrapping one."
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT): return True
+    return any(w in str(e) for w in _FULL_WORDS)
+
+def _full_error(final) -> DiskFullError:
+    return DiskFullError(f"the disk is full: {final} could not be written; free space on it, or choose another "
+                         f"save.output_dir / save.results_dir (the partial file was removed)")
+
 @contextlib.contextmanager
 def atomic_dir(final, overwrite: bool = False):
     "Yield a temporary directory that becomes `final` only if the block finishes without error."
@@ -407,8 +429,9 @@ def atomic_dir(final, overwrite: bool = False):
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result should not be
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(e): raise _full_error(final) from None
         raise
     old = None
     if final.exists():  # empty, or overwrite asked for: move aside, swap in, then delete
@@ -426,8 +449,9 @@ def atomic_write_text(path, text: str) -> Path:
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        if disk_full(e): raise _full_error(path) from None
         raise
     return path
 
@@ -483,29 +507,64 @@ def write_result(results_dir, name: str, record: dict, markdown: str, command: O
     atomic_write_text(results_dir/f'{name}.md', markdown.rstrip() + f"\n\nProduced by `{meta['command']}` on {meta['device']}, {meta['time_utc']}.\n")
     return results_dir/f'{name}.json'
 
-# what each stage's record must hold to be used: a record that parses but lacks these is not that stage's result
+# One schema per record: every field a reader of that stage's record uses (the next run's resume, the summary, the
+# leaderboard, the cards), with its type. A record that parses but lacks one is not that stage's result: it is not
+# finished, and the stage runs again. `a.*.b` is field b of every entry of mapping (or list) a.
+_NUM, _COMMON = (int, float), {'config': dict, 'meta.time_utc': str}
 RESULT_FIELDS = {
-    'baseline': {'config': dict, 'perplexity': dict, 'perplexity.ppl': (int, float), 'perplexity.n_tokens': int},
-    'quantize': {'config': dict, 'positions': dict, 'outputs': dict},
-    'gguf': {'config': dict, 'results': dict, 'bytes': dict},
-    'benchmark': {'config': dict, 'variants': list},
+    'baseline': {**_COMMON, 'variant': str, 'eval_dataset': str, 'eval_split': str, 'model_bytes': int, 'perplexity': dict,
+                 'perplexity.ppl': _NUM, 'perplexity.n_tokens': int, 'perplexity.n_windows': int, 'perplexity.seq_len': int},
+    'quantize': {**_COMMON, 'config.model': dict, 'config.calib': dict, 'config.eval': dict, 'outputs': dict,
+                 'method': str, 'method_title': str, 'scheme': str, 'special': dict, 'quant': dict, 'quant.weight': dict,
+                 'quant.weight.bits': int, 'quant.weight.granularity': str, 'quant.weight.group_size': int,
+                 'quant.weight.sym': bool, 'positions': dict, 'positions.pretrain': dict, 'positions.*.ppl': _NUM,
+                 'positions.*.n_tokens': int, 'eval': dict, 'eval.dataset': str, 'eval.split': str, 'eval.seq_len': int,
+                 'eval.windows': int, 'source_bytes': int, 'run': dict, 'run.seconds': _NUM},
+    'gguf': {**_COMMON, 'config.eval': dict, 'config.gguf': dict, 'eval_dataset': str, 'windows': int, 'seq_len': int,
+             'results': dict, 'results.reference': dict, 'results.*.ppl': _NUM, 'results.*.n_tokens': int, 'bytes': dict,
+             'bytes.*': int},
+    'benchmark': {**_COMMON, 'bench': dict, 'bench.task_limits': dict, 'bench.gen_kwargs': dict, 'variants': list},
 }
-_TYPE_WORDS = {dict: 'a mapping', list: 'a list', int: 'an integer', (int, float): 'a number'}
+# the entries of these mappings, all but the reference, were compared with it: each has its KL divergence and top-1 agreement
+_COMPARED = {'quantize': ('positions', 'pretrain'), 'gguf': ('results', 'reference')}
+_TYPE_WORDS = {dict: 'a mapping', list: 'a list', int: 'an integer', str: 'a string', bool: 'true or false', _NUM: 'a number'}
+
+def _fields_at(v, keys: list, path: str = ''):
+    "(dotted path, value) of every field `keys` names under `v` ('*': each entry of a mapping or list; None: missing)."
+    if not keys: yield path, v; return
+    k, rest = keys[0], keys[1:]
+    if k != '*':
+        yield from _fields_at(v.get(k) if isinstance(v, dict) else None, rest, f'{path}.{k}' if path else k); return
+    for i, x in (v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()):
+        yield from _fields_at(x, rest, f'{path}.{i}')
+
+def _field_problem(rec: dict, dotted: str, tp) -> Optional[str]:
+    for path, v in _fields_at(rec, dotted.split('.')):
+        if v is None: return f"{path}: missing"
+        if not isinstance(v, tp) or (isinstance(v, bool) and tp is not bool):
+            return f"{path}: must be {_TYPE_WORDS[tp]}, got {type(v).__name__}"
+    return None
 
 def result_problem(rec: dict, name: str) -> Optional[str]:
-    "What record `rec` lacks that stage `name` needs (`RESULT_FIELDS`, and every output a mapping with a path), or None."
-    for dotted, tp in RESULT_FIELDS.get(name, {}).items():
-        v = rec
-        for k in dotted.split('.'): v = v.get(k) if isinstance(v, dict) else None
-        if v is None: return f"{dotted}: missing"
-        if not isinstance(v, tp) or isinstance(v, bool):
-            return f"{dotted}: must be {_TYPE_WORDS[tp]}, got {type(v).__name__}"
+    """What record `rec` lacks that a reader of stage `name`'s record uses (`RESULT_FIELDS`; every output a mapping
+    with a path; every compared entry its KL divergence and top-1 agreement; a size for every GGUF file), or None."""
     outs = rec.get('outputs')
     for what, out in (outs.items() if isinstance(outs, dict) else ()):
         if not isinstance(out, dict) or not isinstance(out.get('path'), str):
             return f"outputs.{what}: must be a mapping with a path"
-    if name == 'benchmark' and not all(isinstance(v, dict) for v in rec['variants']):
+    variants = rec.get('variants')
+    if name == 'benchmark' and isinstance(variants, list) and not all(isinstance(v, dict) for v in variants):
         return "variants: must be a list of mappings"
+    for dotted, tp in RESULT_FIELDS.get(name, {}).items():
+        if (why := _field_problem(rec, dotted, tp)): return why
+    if name in _COMPARED:
+        table, ref = _COMPARED[name]
+        for k in rec[table]:
+            if k == ref: continue
+            for f in ('kld_mean', 'top1_agreement'):
+                if (why := _field_problem(rec, f'{table}.{k}.{f}', _NUM)): return why
+            if name == 'gguf' and k not in rec['bytes']: return f"bytes.{k}: missing"
+    if name == 'benchmark' and (why := _field_problem(rec, 'variants.*.variant', str)): return why
     return None
 
 def read_result(results_dir, name: str) -> Optional[dict]:

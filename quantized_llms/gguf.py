@@ -16,7 +16,7 @@ from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
-from .runs import Run
+from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
@@ -187,5 +187,6 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
                   reference_dtype=ref_dtype, imatrix=imatrix_rec,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
+    mark_outputs(lay, 'gguf', record['outputs'])     # the GGUF folder names the record that describes it
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)
     return record

@@ -12,13 +12,44 @@ import torch.nn as nn
 from .core import QuantizedLLMsError, ConfigError, ModelLoadError, QuantSpec, atomic_dir, file_sha256, resolve_device
 
 # %% auto #0
-__all__ = ['WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'save_gptq_checkpoint', 'is_gptq_checkpoint',
-           'load_gptq_dequantized', 'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
+__all__ = ['PACKED_BITS', 'WEIGHT_SUFFIXES', 'pack_int32', 'unpack_int32', 'dequantize_gptq', 'storage_dtype', 'fit_16bit',
+           'to_16bit', 'save_gptq_checkpoint', 'is_gptq_checkpoint', 'load_gptq_dequantized', 'store_16bit',
+           'weights_digest', 'check_digest', 'load_gptq', 'load_gptq_transformers']
 
 # %% ../nbs/00d_gptq_format.ipynb #fab05eb6
+PACKED_BITS = (2, 3, 4, 8)    # the widths with a GPTQ int32 layout: 32/b values a word, or 3 bits as a stream
+
+def _pack_stream(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    "32 values of `bits` bits as one little-endian bit stream over `bits` int32 words (GPTQ's 3-bit layout)."
+    q = q.to(torch.int64).movedim(dim, 0)
+    if q.shape[0] % 32: raise ConfigError(f"{q.shape[0]} values do not pack: {bits}-bit values go 32 to {bits} int32")
+    q = q.reshape(q.shape[0] // 32, 32, *q.shape[1:])
+    out = torch.zeros(q.shape[0], bits, *q.shape[2:], dtype=torch.int64, device=q.device)
+    for k in range(32):
+        w, s = divmod(k * bits, 32)
+        out[:, w] |= (q[:, k] << s) & 0xFFFFFFFF
+        if s + bits > 32: out[:, w + 1] |= q[:, k] >> (32 - s)      # the value crosses into the next word
+    out = out.reshape(-1, *q.shape[2:])
+    return torch.where(out >= 2**31, out - 2**32, out).to(torch.int32).movedim(0, dim).contiguous()
+
+def _unpack_stream(packed: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    p = packed.to(torch.int64).movedim(dim, 0) & 0xFFFFFFFF
+    if p.shape[0] % bits:
+        raise ModelLoadError(f"{p.shape[0]} int32 words do not hold whole {bits}-bit streams: the checkpoint is damaged")
+    p = p.reshape(p.shape[0] // bits, bits, *p.shape[1:])
+    vals = []
+    for k in range(32):
+        w, s = divmod(k * bits, 32)
+        v = p[:, w] >> s
+        if s + bits > 32: v = v | (p[:, w + 1] << (32 - s))
+        vals.append(v & ((1 << bits) - 1))
+    return torch.stack(vals, 1).reshape(-1, *p.shape[2:]).movedim(0, dim).to(torch.int32)
+
 def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    "Pack `32 // bits` non-negative ints per int32 along `dim`, low bits first."
-    if 32 % bits: raise ConfigError(f"{bits}-bit values do not pack evenly into int32; the GPTQ format here takes 2, 4 or 8 bits")
+    "Pack non-negative ints along `dim`, low bits first: `32 // bits` per int32, or 3-bit ones 32 to 3 words."
+    if bits not in PACKED_BITS:
+        raise ConfigError(f"{bits}-bit values have no GPTQ int32 layout here; use 2, 3, 4 or 8 bits")
+    if 32 % bits: return _pack_stream(q, bits, dim)
     per = 32 // bits
     q = q.to(torch.int64).movedim(dim, 0)
     if q.shape[0] % per: raise ConfigError(f"{q.shape[0]} values do not pack {per} to an int32")
@@ -29,8 +60,10 @@ def pack_int32(q: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     return packed.movedim(0, dim).contiguous()
 
 def unpack_int32(packed: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    "Unpack `32 // bits` values per int32 along `dim` (low bits first): the inverse of `pack_int32`."
-    if 32 % bits: raise ValueError(f"{bits}-bit values do not pack evenly into int32; this reader handles 2, 4 and 8 bits")
+    "Unpack the values `pack_int32` packed along `dim` (low bits first): its inverse."
+    if bits not in PACKED_BITS:
+        raise ModelLoadError(f"{bits}-bit GPTQ weights are not read here (2, 3, 4 or 8 bits); load them with GPTQModel")
+    if 32 % bits: return _unpack_stream(packed, bits, dim)
     per = 32 // bits
     shifts = torch.arange(0, 32, bits, dtype=torch.int32, device=packed.device)
     x = packed.to(torch.int32).unsqueeze(dim + 1) >> shifts.view(*([1] * (dim + 1)), per, *([1] * (packed.dim() - dim - 1)))
@@ -46,16 +79,48 @@ def dequantize_gptq(qweight, qzeros, scales, g_idx, bits: int, zeros_offset: int
     return ((q - z[g]).to(scales.dtype) * scales[g]).T.contiguous()
 
 # %% ../nbs/00d_gptq_format.ipynb #bda4fc38
+_F16_MAX = torch.finfo(torch.float16).max
+
+def storage_dtype(model) -> torch.dtype:
+    """The 16-bit dtype a packed checkpoint keeps its unquantized tensors in (embeddings, norms, biases, the head):
+    bfloat16 where the model was trained in it (`models.load_model` keeps its checkpoint's dtype as
+    `model.trained_dtype`), else float16, what GPTQModel writes on a GPU; whatever dtype calibration ran in."""
+    trained = getattr(model, 'trained_dtype', None) or getattr(model, 'dtype', None)
+    return torch.bfloat16 if trained == torch.bfloat16 else torch.float16
+
+def _wide(t: torch.Tensor) -> bool: return t.is_floating_point() and t.element_size() > 2
+
+def fit_16bit(tensors, dtype: torch.dtype) -> torch.dtype:
+    "`dtype`, or bfloat16 where a value of the tensors wider than 16 bits would overflow float16's range."
+    if dtype != torch.float16: return dtype
+    big = any(t.numel() and t.abs().max().item() > _F16_MAX for t in tensors if _wide(t))
+    return torch.bfloat16 if big else dtype
+
+def to_16bit(state: dict, dtype: torch.dtype) -> dict:
+    "`state` with its floating tensors wider than 16 bits in `dtype` (16-bit and integer tensors as they are)."
+    return {k: v.to(dtype) if _wide(v) else v for k, v in state.items()}
+
+@contextlib.contextmanager
+def _config_dtype(config, dtype):
+    "The config says `dtype` while it is saved (transformers writes it as `dtype`), and what it said after."
+    old = getattr(config, 'dtype', None)
+    config.dtype = dtype
+    try: yield
+    finally: config.dtype = old
+
 def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir, desc_act: bool = False,
-                         meta: Optional[dict] = None, device=None) -> Path:
+                         meta: Optional[dict] = None, device=None, dtype: Optional[torch.dtype] = None) -> Path:
     """Write `model`, whose linears `grids` names were rounded on those grids, as a GPTQ v1 checkpoint, atomically.
-    The codes are computed and packed on `device` (default: the GPU if there is one; the same bytes either way)."""
+    The codes are computed and packed on `device` (default: the GPU if there is one; the same bytes either way); the
+    unquantized tensors are stored in `dtype` (default `storage_dtype(model)`: 16 bits, whatever calibration ran in)."""
     from safetensors.torch import save_file
     if spec.bits not in (2, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQ checkpoints here pack 2, 4 or 8 bits, got {spec.bits}")
     fmt, offset = ('gptq', 1) if spec.sym else ('gptq_v2', 0)      # v1 stores zero - 1: only symmetric grids fit
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not (k.endswith('.weight') and k[:-7] in grids)}
     if getattr(model.config, 'tie_word_embeddings', False): state.pop('lm_head.weight', None)
+    dtype = fit_16bit(state.values(), dtype or storage_dtype(model))
+    state = to_16bit(state, dtype) if dtype.itemsize == 2 else state
     for n, g in grids.items():
         lin = model.get_submodule(n)
         if not isinstance(lin, nn.Linear): raise ConfigError(f"{n} is a {type(lin).__name__}, not a linear layer: it has no GPTQ packing")
@@ -71,7 +136,8 @@ def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir
     with atomic_dir(out_dir, overwrite=True) as tmp:
         save_file(state, str(tmp/'model.safetensors'), metadata={'format': 'pt'})
         model.config.quantization_config = qcfg
-        try: model.config.save_pretrained(tmp)
+        try:
+            with _config_dtype(model.config, dtype): model.config.save_pretrained(tmp)
         finally: del model.config.quantization_config
         (tmp/'quantize_config.json').write_text(json.dumps(qcfg, indent=2))
         tokenizer.save_pretrained(tmp)
@@ -118,6 +184,34 @@ def load_gptq_dequantized(path, dtype: torch.dtype = torch.float32, device: str 
     return model.to(device=device, dtype=dtype).eval(), AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a11
+def store_16bit(folder, dtype: torch.dtype) -> torch.dtype:
+    """Rewrite the safetensors files of a packed checkpoint still being written (the caller's temporary folder) with
+    their tensors wider than 16 bits in `dtype` (bfloat16 where float16 would overflow), and its config saying so;
+    returns the dtype used. GPTQModel saves the unquantized tensors in the dtype it ran in: float32 on a CPU."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    folder = Path(folder); files = sorted(folder.glob('*.safetensors'))
+    def wide():
+        for f in files:
+            with safe_open(str(f), 'pt') as h:
+                yield from (h.get_tensor(k) for k in h.keys() if h.get_slice(k).get_dtype() in ('F32', 'F64'))
+    dtype, total = fit_16bit(wide(), dtype), 0
+    for f in files:
+        with safe_open(str(f), 'pt') as h: md = h.metadata() or {'format': 'pt'}
+        state = to_16bit(load_file(f), dtype)
+        total += sum(t.numel() * t.element_size() for t in state.values())
+        save_file(state, str(f.with_name(f.name + '.16bit')), metadata=md); del state
+        os.replace(f.with_name(f.name + '.16bit'), f)
+    index = folder/'model.safetensors.index.json'
+    if index.is_file():
+        j = json.loads(index.read_text()); j.setdefault('metadata', {})['total_size'] = total
+        index.write_text(json.dumps(j, indent=2) + '\n')
+    if (cfg := folder/'config.json').is_file():
+        j = json.loads(cfg.read_text())
+        j.update({k: str(dtype).removeprefix('torch.') for k in ('dtype', 'torch_dtype') if k in j})
+        cfg.write_text(json.dumps(j, indent=2) + '\n')
+    return dtype
+
 WEIGHT_SUFFIXES = ('.safetensors', '.gguf', '.bin')     # the files a digest covers and staging hard-links
 
 def weights_digest(path) -> dict:
@@ -148,6 +242,9 @@ def _import_gptqmodel():
     return gptqmodel
 
 # %% ../nbs/00d_gptq_format.ipynb #98a67ce0
+def _bits(path) -> Optional[int]:
+    return (json.loads((Path(path)/'config.json').read_text()).get('quantization_config') or {}).get('bits')
+
 def load_gptq(path, device: str = 'auto', backend: str = 'auto', dtype: Optional[torch.dtype] = None):
     "Load a GPTQ checkpoint with GPTQModel; returns `(model, tokenizer)` where `model` is the transformers module."
     _import_gptqmodel()
@@ -158,7 +255,7 @@ def load_gptq(path, device: str = 'auto', backend: str = 'auto', dtype: Optional
     if dtype is None: dtype = torch.bfloat16 if dev.type == 'cpu' else torch.float16
     # auto: on the CPU the one kernel that takes short groups; on a GPU Triton's, which needs no build step (GPTQModel's
     # own choice may be a kernel it compiles from downloaded sources) and runs from a T4 (compute capability 7.5) up
-    if backend == 'auto': backend = 'torch' if dev.type == 'cpu' else 'triton'
+    if backend == 'auto': backend = 'torch' if dev.type == 'cpu' or _bits(path) == 3 else 'triton'   # Triton's: 2, 4, 8
     m = GPTQModel.load(str(path), device=str(dev), backend=BACKEND(backend), dtype=dtype)
     return m.model.eval(), m.tokenizer
 

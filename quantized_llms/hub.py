@@ -8,7 +8,8 @@ import json, os, re, shutil, time
 from pathlib import Path
 from typing import Optional, Union
 import yaml
-from .core import RunConfig, QuantizedLLMsError, atomic_dir, atomic_write_text, markdown_table, package_versions, read_result
+from .core import (RunConfig, QuantizedLLMsError, ConfigError, atomic_dir, atomic_write_text, markdown_table,
+                                 package_versions, read_result)
 from .llamacpp import gguf_info
 from .gptq_format import WEIGHT_SUFFIXES
 from .runs import Run
@@ -16,7 +17,7 @@ from .models import resolve_model, MODEL_ALIASES
 
 # %% auto #0
 __all__ = ['CARDS', 'PublishError', 'upload_files', 'base_license', 'benchmark_section', 'model_card', 'parse_card', 'hub_token',
-           'hub_access', 'assert_no_token', 'stage_upload', 'publish', 'run_publish']
+           'hub_access', 'assert_no_token', 'stage_upload', 'check_repo_id', 'publish', 'check_publish', 'run_publish']
 
 # %% ../nbs/04_hub.ipynb #75797381
 class PublishError(QuantizedLLMsError, ValueError):
@@ -118,20 +119,23 @@ CARDS = {'quantized': _quantized_card, 'gguf': _gguf_card}
 def model_card(kind: str, record: dict, repo_id: str, license: str = 'other', benchmark: Optional[dict] = None) -> str:
     "README.md for a quantized or GGUF repository, from its stage's record (`quantize.json` / `gguf.json`) and `benchmark.json`."
     if kind not in CARDS: raise PublishError(f"kind must be one of {', '.join(CARDS)}, got {kind!r}")
-    cfg = record['config']; base = record.get('base_model') or cfg['model']['name']
+    cfg = record['config']; base = record.get('base_model')     # a Hub id, or None: the source was a local file
     name = repo_id.split('/')[-1]
     versions = record.get('meta', {}).get('versions') or package_versions()
     results, tags, how, usage = CARDS[kind](record, repo_id, versions)
     n_tok = record['positions']['pretrain']['n_tokens'] if kind == 'quantized' else record['results']['reference']['n_tokens']
     dataset = record.get('eval_dataset') or cfg['eval']['path'] or cfg['eval']['name']
-    meta = dict(base_model=base, base_model_relation='quantized', library_name='gguf' if kind == 'gguf' else 'transformers',
-                license=license, pipeline_tag='text-generation', tags=tags,
+    source = (f"[{base}](https://huggingface.co/{base})" if base else
+              f"a local model, `{record.get('label') or Path(cfg['model']['name']).name}` (not from the Hugging Face Hub)")
+    meta = dict(**(dict(base_model=base, base_model_relation='quantized') if base else {}),
+                library_name='gguf' if kind == 'gguf' else 'transformers', license=license, pipeline_tag='text-generation',
+                tags=tags,
                 **{'model-index': [dict(name=name, results=[dict(task=dict(type='text-generation', name='Language modelling'),
                     dataset=dict(type=dataset, name=dataset, split=cfg['eval']['split']),
                     metrics=[dict(type='perplexity', name=f'perplexity ({label})', value=round(float(v), 4)) for label, v in results])])]})
     table = markdown_table([dict(variant=l, perplexity=round(float(v), 4)) for l, v in results])
     title = record.get('method_title', 'GGUF') if kind == 'quantized' else 'GGUF'
-    body = (f"# {name}\n\n{title} quantization of [{base}](https://huggingface.co/{base}).\n\n## How it was made\n\n{how}\n\n"
+    body = (f"# {name}\n\n{title} quantization of {source}.\n\n## How it was made\n\n{how}\n\n"
             f"Library versions: " + ', '.join(f'{k} {v}' for k, v in versions.items()) + ".\n\n"
             f"## Results\n\nPerplexity on `{dataset}` ({cfg['eval']['split']} split), non-overlapping windows of "
             f"{cfg['eval']['seq_len']} tokens, {n_tok} scored tokens, original and quantized on the same tokens.\n\n{table}\n"
@@ -192,8 +196,24 @@ def stage_upload(folder, kind: str, card: str, stage_dir, include_f16: bool = Fa
         atomic_write_text(tmp/'README.md', card)
     return Path(stage_dir)
 
+_HUB_NAME = re.compile(r'[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?')   # the Hub's rule for owners and names
+
+def check_repo_id(repo_id: str) -> str:
+    """`repo_id` if the Hub takes it (`owner/name`, each of ASCII letters, digits, `.`, `_`, `-`, starting and ending
+    with a letter or digit, no `--` or `..`, 96 characters at most), else an error saying which part to change."""
+    parts = str(repo_id).split('/')
+    if len(parts) != 2:
+        raise PublishError(f"repo id {repo_id!r} must be owner/name: set the owner (HF_REPO_OWNER) to your user name")
+    for part, fix in zip(parts, ("set HF_REPO_OWNER (or owner) to your Hub user or organisation name",
+                                 "the name comes from the model's folder or file name: rename it (letters, digits, . _ -)")):
+        if not _HUB_NAME.fullmatch(part) or '--' in part or '..' in part:
+            raise PublishError(f"repo id {repo_id!r}: {part!r} is not a name the Hub takes (ASCII letters, digits, . _ -, "
+                               f"starting and ending with a letter or digit, no -- or .., 96 characters at most); {fix}")
+    return repo_id
+
 def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True, retries: int = 3, api=None) -> str:
     "Upload the staged folder to `repo_id` (or, with `dry_run`, describe it); returns the repo URL. `api`: `hub_access`'s."
+    check_repo_id(repo_id)
     stage_dir = Path(stage_dir)
     files = sorted(p.name for p in stage_dir.iterdir())
     url = f'https://huggingface.co/{repo_id}'
@@ -214,20 +234,40 @@ def publish(stage_dir, repo_id: str, private: bool = True, dry_run: bool = True,
             time.sleep(2 ** attempt * 5)
 
 # %% ../nbs/04_hub.ipynb #15ba5fe0
+def check_publish(run: Union[Run, RunConfig], owner: Optional[str] = None) -> str:
+    """Refuse, before any stage runs, a publish stage that cannot be done: repo ids the Hub refuses, or nothing that
+    will be there to publish (a method that writes no packed checkpoint and no GGUF stage). Returns the owner."""
+    lay = Run.of(run); cfg = lay.cfg
+    owner = owner or os.environ.get('HF_REPO_OWNER') or 'your-hf-username'
+    for folder in (lay.quantized_dir('real'), lay.gguf_dir): check_repo_id(f'{owner}/{folder.name}')
+    if 'gguf' in cfg.stages or (lay.results/'gguf.json').exists(): return owner      # GGUF files to publish
+    why = lay.method.save_modes(cfg.quant)['real']
+    if why is not None:
+        raise ConfigError(f"stages: publish has nothing to publish: {cfg.quant.method} writes no packed checkpoint ({why}); "
+                          f"add the gguf stage, or quantize with a method that packs (gptq, gptqmodel, awq, rtn weight-only)")
+    if 'real' not in cfg.save.modes:
+        raise ConfigError(f"stages: publish needs the packed checkpoint: add real to save.modes (now {cfg.save.modes})")
+    if 'quantize' not in cfg.stages and not (lay.results/'quantize.json').exists():
+        raise ConfigError("stages: publish has nothing made yet to publish: run the quantize or gguf stage first "
+                          "(stages: [quantize, publish])")
+    return owner
+
 def run_publish(run: Union[Run, RunConfig], command: Optional[str] = None, owner: Optional[str] = None, dry_run: bool = True,
                 private: bool = True) -> dict:
     "The publish stage: cards from the results, staged folders, and (unless `dry_run`) the upload. Checks come first."
     lay = Run.of(run); cfg = lay.cfg
-    owner = owner or os.environ.get('HF_REPO_OWNER') or 'your-hf-username'
+    owner = check_publish(lay, owner)
     lic, bench, plans, skipped = base_license(cfg.model.name), lay.record('benchmark'), [], []
     for kind, stage, folder in (('quantized', 'quantize', lay.quantized_dir('real')), ('gguf', 'gguf', lay.gguf_dir)):
-        if (record := lay.record(stage)) is None: continue
+        try: record = read_result(lay.results, stage)      # a record that lacks what its card says is refused by name
+        except QuantizedLLMsError as e: raise PublishError(str(e)) from None
+        if record is None: continue
         if lay.finished(stage) is None:     # a card must describe the files that are really there
             why = lay.damaged_output(record) or 'it was made with other settings than this configuration'
             raise PublishError(f"{lay.results/(stage + '.json')} does not describe the files in {folder} ({why}): "
                                f"run the {stage} stage again before publishing")
         if kind == 'quantized' and 'real' not in record['outputs']:
-            skipped.append(f"{record['repo_name']}: no packed checkpoint (save.modes {cfg.save.modes})"); continue
+            skipped.append(f"{folder.name}: no packed checkpoint (save.modes {cfg.save.modes})"); continue
         upload_files(folder, kind)
         repo_id = f'{owner}/{folder.name}'
         plans.append((kind, folder, repo_id, model_card(kind, record, repo_id, lic, bench)))

@@ -16,8 +16,9 @@ from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_dige
 
 # %% auto #0
 __all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'MADE_FROM', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias',
-           'ModelSource', 'resolve_model', 'load_config', 'load_tokenizer', 'load_model', 'load_from_config',
-           'save_checkpoint', 'cached_checkpoint_problem', 'checkpoint_dir', 'tiny_config', 'tiny_model']
+           'ModelSource', 'resolve_model', 'nonfinite_tensors', 'check_finite', 'load_config', 'load_tokenizer',
+           'model_size_bytes', 'load_model', 'load_from_config', 'save_checkpoint', 'cached_checkpoint_problem',
+           'checkpoint_dir', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/00a_models.ipynb #60117d2a
 SUPPORTED_ARCHITECTURES = {
@@ -92,6 +93,18 @@ def resolve_model(name: str) -> ModelSource:
 
 # %% ../nbs/00a_models.ipynb #176b84c8
 _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, struct.error, SafetensorError)   # what a bad file raises
+
+def nonfinite_tensors(model) -> list:
+    "Names of the model's weights that hold NaN or infinite values (a tied weight once)."
+    return [n for n, p in model.named_parameters() if p.is_floating_point() and not torch.isfinite(p).all()]
+
+def check_finite(model, where: str, dtype=None) -> None:
+    "Refuse a model with NaN or infinite weights, naming them, before anything computes with it."
+    if not (bad := nonfinite_tensors(model)): return
+    names = ', '.join(bad[:3]) + (f' and {len(bad) - 3} more' if len(bad) > 3 else '')
+    hint = (" (or it overflows float16: set model.dtype to float32 or bfloat16)" if dtype == torch.float16 else '')
+    raise ModelLoadError(f"{where}: {len(bad)} weight tensors hold NaN or infinite values ({names}): the checkpoint is "
+                         f"damaged; download, convert or save it again{hint}")
 
 def _is_damage(e: Exception) -> bool:
     "Whether `e` is how a weights file that ends early or holds garbage fails to parse."
@@ -171,6 +184,16 @@ def _as_plain_model(model):
     plain.generation_config = model.generation_config
     return plain
 
+def _dtype_of(config) -> Optional[torch.dtype]:
+    "The dtype a checkpoint's config says its weights are in, or None."
+    d = getattr(config, 'dtype', None) or getattr(config, 'torch_dtype', None)
+    d = getattr(torch, d, None) if isinstance(d, str) else d
+    return d if isinstance(d, torch.dtype) else None
+
+def model_size_bytes(model) -> int:
+    "Bytes held by the model's parameters and buffers, a tensor shared by two names (a tied embedding) once."
+    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+
 def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: Optional[str] = None,
                trust_remote_code: bool = False):
     "Load `(model, tokenizer)` in eval mode from an alias, Hub id, directory or .gguf file."
@@ -180,11 +203,15 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     if src.kind == 'dir' and is_gptq_checkpoint(src.ref):   # a GPTQ checkpoint: read it as a float model
-        return load_gptq_dequantized(src.ref, torch_dtype, str(dev))
+        model, tok = load_gptq_dequantized(src.ref, torch_dtype, str(dev))
+        check_finite(model, src.ref, torch_dtype)
+        return model, tok
     try: model = AutoModelForCausalLM.from_pretrained(src.ref, config=cfg, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
     except _READ_ERRORS as e: raise _load_error(src, e) from None
     if src.kind == 'gguf': model = _as_plain_model(model)
+    check_finite(model, str(Path(src.ref)/src.gguf_file) if src.gguf_file else src.ref, torch_dtype)
     model.name_or_path = src.base_model or src.ref
+    model.trained_dtype = _dtype_of(cfg)      # the checkpoint's own dtype (what packed checkpoints store it in)
     return model.to(dev).eval(), load_tokenizer(name, revision, trust_remote_code)
 
 def load_from_config(mc) -> tuple:

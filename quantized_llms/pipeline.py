@@ -10,23 +10,19 @@ from typing import Optional, Union
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
                                  markdown_table, read_result, write_result, limit_gpu_memory)
-from .models import load_from_config
+from .models import load_from_config, model_size_bytes
 from .perplexity import perplexity
-from .runs import Run, check_sequence_lengths
+from .runs import Run, check_sequence_lengths, check_outputs
 from .quantize import run_quantize, check_quantize
 from .engine import data_parallel
 from .gguf import run_gguf
-from .hub import run_publish
+from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'model_size_bytes', 'run_baseline', 'run_benchmark', 'check_run', 'run_lock', 'record_resources',
+__all__ = ['STAGE_RUNNERS', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock', 'record_resources',
            'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
-def model_size_bytes(model) -> int:
-    "Bytes held by the model's parameters and buffers."
-    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-
 def run_baseline(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "Perplexity of the unquantized model; writes `baseline.json`/`.md` under `results_dir/<name>`."
     lay = Run.of(run); cfg, src = lay.cfg, lay.source
@@ -55,10 +51,20 @@ def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> 
 
 STAGE_RUNNERS = {'baseline': run_baseline, 'quantize': run_quantize, 'gguf': run_gguf, 'benchmark': run_benchmark, 'publish': run_publish}
 
+def check_folders(run: Union[Run, RunConfig]) -> None:
+    "Refuse a results or output folder of the run that cannot be one: a path through a file."
+    lay = Run.of(run)
+    for key, d in (('save.results_dir', lay.results), ('save.output_dir', lay.outputs)):
+        p = next((p for p in [d, *d.parents] if p.exists()), None)
+        if p is not None and not p.is_dir():
+            raise ConfigError(f"{key}: {p} is a file, not a folder: move it away, or choose another {key}")
+
 def check_run(run: Union[Run, RunConfig]) -> list:
     "Refuse, before any work, what the stages of a run cannot do; return warnings."
     lay, warnings = Run.of(run), []    # an unknown method or model stops here
     cfg = lay.cfg
+    check_folders(lay)
+    check_outputs(lay)                    # model files another results folder's record describes stay as they are
     check_sequence_lengths(cfg)           # windows the model's context cannot hold, for every stage that uses them
     if 'quantize' in cfg.stages: warnings += check_quantize(lay)
     if 'gguf' in cfg.stages and cfg.gguf.source == 'transformed':
@@ -69,11 +75,13 @@ def check_run(run: Union[Run, RunConfig]) -> list:
     if 'benchmark' in cfg.stages:
         from quantized_llms.benchmark import check_benchmark
         check_benchmark(cfg)
+    if 'publish' in cfg.stages: check_publish(lay)     # something to publish, under repo ids the Hub takes
     return warnings
 
 @contextlib.contextmanager
 def run_lock(run: Union[Run, RunConfig]):
-    "Hold exclusive locks on the run's results and model-file folders, or refuse at once."
+    """Hold exclusive locks on the run's results and model-file folders (everything it writes), or refuse at once;
+    once held, the model folders it writes are checked again to be no other results folder's (`runs.check_outputs`)."""
     lay, held = Run.of(run), []
     try:
         for d in dict.fromkeys([lay.results, lay.outputs]):
@@ -83,6 +91,7 @@ def run_lock(run: Union[Run, RunConfig]):
             except BlockingIOError:
                 raise QuantizedLLMsError(f"another run is writing to {d}: wait for it to finish, or give this run "
                                          f"another save.name or save.output_dir") from None
+        check_outputs(lay)
         yield lay
     finally:
         for f in held: f.close()
@@ -183,7 +192,7 @@ def _baseline_rows(b: dict) -> list:
 
 def _quantize_rows(q: dict) -> list:
     pos = next((p for p in ('real', 'fake_quant') if p in q['positions']), None)
-    if pos is None: raise KeyError('no real or fake_quant position')
+    if pos is None: return []       # eval.positions measured no quantized model: nothing to compare
     size = (q['outputs'].get('real') or q['outputs'].get('fake') or {}).get('bytes')
     r = q['positions'][pos]
     return [dict(variant=f"{q['method_title']} {q['scheme']}", stage='quantize', perplexity=r['ppl'],
@@ -193,7 +202,7 @@ def _quantize_rows(q: dict) -> list:
 def _gguf_rows(f: dict) -> list:
     return [dict(variant=f'GGUF {t}', stage='gguf', perplexity=r['ppl'], size_MB=f['bytes'][t] / 2**20,
                  tokens=r['n_tokens'], kld_mean=r['kld_mean'], top1_agreement=r['top1_agreement'],
-                 gen_tokens_per_s=f['speed'][t]['gen_tokens_per_s'])
+                 gen_tokens_per_s=(f.get('speed') or {}).get(t, {}).get('gen_tokens_per_s'))
             for t, r in f['results'].items() if t != 'reference']
 
 _SUMMARY_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, ZeroDivisionError)

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, write_result, dir_size_bytes, resolve_device
-from .models import load_config, load_tokenizer, load_from_config, save_checkpoint
+from .models import load_config, load_tokenizer, load_from_config, save_checkpoint, model_size_bytes
 from .perplexity import compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
 from .algorithm import QuantizeJob, load_algorithms
 from .engine import data_parallel
 from .blocks import act_quant_unwrapped
-from .runs import Run
+from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['check_quantize', 'run_quantize', 'quantize_markdown']
@@ -47,9 +47,26 @@ def _load_real(path, device: str, loader: str = 'auto'):
             if 'GPTQModel' not in str(e): raise
     return load_gptq_dequantized(path)[0], "packed weights dequantized to float32 by quantized_llms"
 
+def _stamp(p: Path) -> Optional[tuple]:
+    "What tells a folder from the one that replaced it (an atomic save is a new folder): its inode and mtime."
+    try: st = p.stat(); return st.st_ino, st.st_mtime_ns
+    except FileNotFoundError: return None
+
 def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
-    "The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}."
-    lay = Run.of(run); cfg = lay.cfg; qc, e = cfg.quant, cfg.eval
+    """The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}.
+    A stage that fails leaves no model folder it wrote: only a record makes a folder of model files trusted."""
+    lay = Run.of(run)
+    dirs = {m: lay.quantized_dir(m) for m in ('real', 'fake', 'transformed')}
+    before = {m: _stamp(p) for m, p in dirs.items()}
+    try: return _quantize_stage(lay, command)
+    except BaseException:
+        if (dp := data_parallel()) is None or dp[0] == 0:
+            for m, p in dirs.items():
+                if _stamp(p) != before[m]: shutil.rmtree(p, ignore_errors=True)   # this stage's, and no record describes it
+        raise
+
+def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
+    cfg = lay.cfg; qc, e = cfg.quant, cfg.eval
     warnings = check_quantize(lay)
     tok, calib, windows = lay.tokenizer, lay.calib, lay.windows
     fp, _ = load_from_config(cfg.model)
@@ -83,7 +100,7 @@ def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> d
         else: notes.append(f"real: {lay.method.save_modes(qc)['real']}")
     cmp = compare_to_reference(fp, models, windows, sources={'real': str(res.real_dir)})
     if 'real' in outputs and 'real' not in modes: shutil.rmtree(outputs.pop('real'), ignore_errors=True)   # only measured
-    src_bytes = sum(t.numel() * t.element_size() for t in fp.state_dict().values())
+    src_bytes = model_size_bytes(fp)       # a tied embedding once, as the baseline counts it
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, method=lay.method.name,
                   method_title=lay.method.title, scheme=lay.method.scheme_tag(qc), repo_name=lay.quantized_name, quant=asdict(qc),
                   special=asdict(lay.method.settings(qc)), warnings=warnings, notes=notes,
@@ -95,6 +112,7 @@ def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> d
                   calib_dataset=cfg.calib.path or cfg.calib.name, source_bytes=src_bytes, estimated_bytes=res.estimated_bytes,
                   outputs={m: dict(path=str(p), bytes=dir_size_bytes(p), digest=weights_digest(p)) for m, p in outputs.items()},
                   config=cfg.to_dict())
+    mark_outputs(lay, 'quantize', record['outputs'])     # each folder names the record that describes it
     write_result(lay.results, 'quantize', record, quantize_markdown(record), command)
     return record
 

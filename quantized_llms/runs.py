@@ -6,10 +6,11 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
-import functools
+import functools, json
 from typing import Optional, Union
 import torch
-from .core import RunConfig, QuantizedLLMsError, ConfigError, ModelLoadError, read_result, resolve_device
+from .core import (RunConfig, QuantizedLLMsError, ConfigError, ModelLoadError, atomic_write_json, read_result,
+                                 resolve_device)
 from .models import resolve_model, checkpoint_dir, load_model, load_from_config, load_config, load_tokenizer
 from .gptq_format import check_digest, is_gptq_checkpoint, load_gptq, load_gptq_dequantized
 from .algorithm import get_algorithm
@@ -18,8 +19,9 @@ from .perplexity import eval_windows
 from .llamacpp import GGUFCausalLM
 
 # %% auto #0
-__all__ = ['STAGE_INPUTS', 'SEQ_LEN_STAGES', 'VARIANTS', 'stage_inputs', 'upstream', 'model_context', 'check_sequence_lengths',
-           'calibration_data', 'evaluation_text', 'Run', 'Variant', 'Original', 'Quantized', 'GGUF']
+__all__ = ['STAGE_INPUTS', 'SEQ_LEN_STAGES', 'VARIANTS', 'RECORDED_BY', 'stage_inputs', 'upstream', 'model_context',
+           'check_sequence_lengths', 'calibration_data', 'evaluation_text', 'Run', 'Variant', 'Original', 'Quantized',
+           'GGUF', 'mark_outputs', 'written_folders', 'check_outputs']
 
 # %% ../nbs/00e_runs.ipynb #3b7c0008
 STAGE_INPUTS = {
@@ -150,7 +152,7 @@ class Run:
         if any(_pick(then, k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
         if self.damaged_output(rec): return None
         for up in upstream(self.cfg, stage):
-            if self.record(up) is None: continue    # never made: that variant failed, and would fail again
+            if not (self.results/f'{up}.json').exists(): continue   # never made: that variant failed, and would fail again
             if (u := self.finished(up)) is None or u['meta']['time_utc'] > rec['meta']['time_utc']: return None
         return rec
 
@@ -209,3 +211,44 @@ class GGUF(Variant):
     def load(self, loader='auto', n_ctx: int = 2048): return GGUFCausalLM(self.path(), n_ctx=n_ctx)
 
 VARIANTS = {c.kind: c for c in (Original, Quantized, GGUF)}
+
+# %% ../nbs/00e_runs.ipynb #6bc15d74
+RECORDED_BY = '.recorded_by.json'   # in every model folder a stage makes: the results folder whose record describes it
+
+def _folder(path) -> Path:
+    p = Path(path); return p if p.is_dir() else p.parent
+
+def mark_outputs(run: Union[Run, RunConfig], stage: str, outputs: dict) -> None:
+    """Write, in each folder holding files of `outputs` (the record's), which results folder's `stage` record describes
+    them, with the digests it records. Written just before the record, so a record never describes an unmarked folder."""
+    lay, folders = Run.of(run), {}
+    for out in outputs.values(): folders.setdefault(_folder(out['path']), {}).update(out.get('digest') or {})
+    for folder, digest in folders.items():
+        atomic_write_json(folder/RECORDED_BY, dict(results=str(lay.results.resolve()), stage=stage, digest=digest))
+
+def written_folders(run: Union[Run, RunConfig]) -> list:
+    "The model folders the run's stages write: the quantize stage's save modes, the GGUF folder."
+    lay = Run.of(run); stages = lay.cfg.stages
+    return ([lay.quantized_dir(m) for m in ('real', 'fake', 'transformed')] if 'quantize' in stages else []) + \
+           ([lay.gguf_dir] if 'gguf' in stages else [])
+
+def _describes(rec: dict, digest: dict) -> bool:
+    "Whether a record lists any of the weight files `digest` names, as they were then."
+    return any(digest.get(n) == v for out in rec['outputs'].values() for n, v in (out.get('digest') or {}).items())
+
+def check_outputs(run: Union[Run, RunConfig]) -> None:
+    "Refuse a run that would replace model files another results folder's record describes."
+    lay = Run.of(run); mine = lay.results.resolve()
+    for folder in written_folders(lay):
+        try: mark = json.loads((folder/RECORDED_BY).read_text())
+        except (OSError, ValueError): continue
+        if not (isinstance(mark, dict) and mark.get('stage') in ('quantize', 'gguf') and isinstance(mark.get('results'), str)):
+            continue
+        other = Path(mark['results'])
+        if other == mine: continue
+        try: rec = read_result(other, mark['stage'])
+        except QuantizedLLMsError: continue                      # a record no reader can use describes nothing
+        if rec is None or not _describes(rec, mark.get('digest') or {}): continue
+        raise ConfigError(f"{folder} holds the model files {other/(mark['stage'] + '.json')} describes, and this run "
+                          f"(results in {mine}) would replace them: give this run another save.output_dir or save.name, "
+                          f"or delete that record if its files are no longer wanted")

@@ -8,15 +8,24 @@ import contextlib, shutil, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from ..core import ConfigError, UnsupportedArchitectureError, Measure, atomic_dir, resolve_device
-from ..gptq_format import load_gptq_dequantized, _import_gptqmodel
-from ..algorithm import Algorithm, QuantizeJob, QuantizeResult
+from ..gptq_format import load_gptq_dequantized, _import_gptqmodel, store_16bit, storage_dtype
+from ..algorithm import Algorithm, QuantizeJob, QuantizeResult, linear_in_features
 from .gptq import GPTQSettings
 
 # %% auto #0
-__all__ = ['GPTQMODEL_GROUP_SIZES', 'GPTQModelAdapter']
+__all__ = ['GPTQMODEL_GROUP_SIZES', 'GPTQMODEL_BITS', 'packed_widths', 'GPTQModelAdapter']
 
 # %% ../../nbs/algorithms/gptqmodel.ipynb #bba8069a
 GPTQMODEL_GROUP_SIZES = (-1, 16, 32, 64, 128, 256, 512, 1024)   # what GPTQModel's kernels accept (-1: per channel)
+GPTQMODEL_BITS = (2, 3, 4, 8)     # what it packs into int32 words (3 bits: 32 values to 3 words), and we read back
+
+def packed_widths(model_config) -> dict:
+    "The input and key/value output widths of the block linears, from the config alone (what a packed layout must divide)."
+    c = model_config
+    heads = getattr(c, 'num_attention_heads', None) or getattr(c, 'n_head')
+    kv = getattr(c, 'num_key_value_heads', None) or (1 if getattr(c, 'multi_query', False) else heads)
+    head_dim = getattr(c, 'head_dim', None) or (getattr(c, 'hidden_size', None) or getattr(c, 'n_embd')) // heads
+    return {**linear_in_features(c), 'key/value outputs': kv * head_dim}
 
 def _release_gptqmodel(wrapper=None):
     """Let what GPTQModel quantized be freed (on a GPU, models that no later stage could use memory for). Two references
@@ -40,17 +49,24 @@ class GPTQModelAdapter(Algorithm):
     @classmethod
     def save_modes(cls, qc):
         modes = super().save_modes(qc)
-        if modes['real'] is None or qc.weight.bits == 3: modes['real'] = None   # GPTQModel packs 3 bits itself
+        if modes['real'] is None or qc.weight.bits == 3: modes['real'] = None   # GPTQModel packs 3 bits itself, we read them
         return modes
     @classmethod
     def check(cls, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
-        if qc.weight.bits not in (2, 3, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQModel packs 2, 3, 4 or 8 bits, got {qc.weight.bits}")
+        if qc.weight.bits not in GPTQMODEL_BITS:
+            raise ConfigError(f"quant.weight.bits: GPTQModel packs {', '.join(map(str, GPTQMODEL_BITS))} bits, "
+                              f"got {qc.weight.bits}")
         w = qc.weight
         if w.granularity == 'per_group' and w.group_size not in GPTQMODEL_GROUP_SIZES:
             raise ConfigError(f"quant.weight.group_size: GPTQModel's kernels take group sizes "
                               f"{', '.join(map(str, GPTQMODEL_GROUP_SIZES[1:]))} (or granularity per_channel), not "
                               f"{w.group_size}; pick one of those, or use quant.method gptq (our engine takes any size)")
         warnings = super().check(qc, save_modes, model_config, n_calib_tokens)
+        if model_config is not None and w.bits == 3:
+            for what, k in packed_widths(model_config).items():
+                if k % 32:
+                    raise ConfigError(f"quant.weight.bits: GPTQModel packs 3-bit weights 32 at a time, and this model's "
+                                      f"{what} are {k} wide; use 2, 4 or 8 bits")
         if model_config is not None:
             gptqmodel = _import_gptqmodel()
             from gptqmodel.models.auto import MODEL_MAP
@@ -90,6 +106,7 @@ class GPTQModelAdapter(Algorithm):
                         model.quantize(examples, batch_size=1, backend=BACKEND(sp.backend))
                         model.save(str(tmp))
                     finally: _release_gptqmodel(model); del model      # a failed run frees its model too
+                store_16bit(tmp, storage_dtype(job.model))   # its unquantized tensors in 16 bits, as on a GPU
             fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
         finally:
             if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
