@@ -22,8 +22,9 @@ from .runs import Run, Variant, Original, Quantized, GGUF
 from .tasks import TASK_DISPLAY_NAMES, check_tasks, local_task_dir, task_manager
 
 # %% auto #0
-__all__ = ['LlamaCppLM', 'hf_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'evaluate_variant',
-           'tasks_table', 'stage_perplexity', 'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
+__all__ = ['LlamaCppLM', 'hf_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'document_scores',
+           'evaluate_variant', 'tasks_table', 'paired_difference', 'paired_rows', 'paired_table', 'stage_perplexity',
+           'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
 
 # %% ../nbs/03_benchmark.ipynb #e81b5ce2
 @register_model('llama-cpp-inprocess')
@@ -191,21 +192,39 @@ def result_rows(res: dict) -> list:
                              metric=metric, value=v, stderr=se if isinstance(se, (int, float)) else None, n=n))
     return rows
 
+def document_scores(res: dict) -> dict:
+    """Each document's score from lm-eval's logged samples, `{task: {'metric,filter': {'doc_id:doc_hash': value}}}`, numbers
+    only; a group holds its subtasks' documents (its value is their mean), keyed by subtask."""
+    out = {}
+    for task, samples in (res.get('samples') or {}).items():
+        per = out.setdefault(task, {})
+        for s in samples:
+            for m in s.get('metrics', []):
+                v = s.get(m)
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    per.setdefault(f"{m},{s['filter']}", {})[f"{s['doc_id']}:{s['doc_hash'][:12]}"] = float(v)
+    for g, subs in (res.get('group_subtasks') or {}).items():
+        for s in subs or []:
+            for k, docs in out.get(s, {}).items():
+                out.setdefault(g, {}).setdefault(k, {}).update({f'{s}/{d}': v for d, v in docs.items()})
+    return out
+
 def evaluate_variant(lm, b: BenchConfig, yaml_dir) -> dict:
-    "lm-eval results of one model on `b.tasks` (local data overrides in `yaml_dir`): rows, configs, versions."
+    "lm-eval results of one model on `b.tasks` (local data overrides in `yaml_dir`): rows, each document's scores, configs, versions."
     import lm_eval
     tm = task_manager(str(yaml_dir))
-    rows, configs, versions = [], {}, {}
+    rows, documents, configs, versions = [], {}, {}, {}
     for limit, tasks in _limit_groups(b).items():
         res = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=b.num_fewshot, limit=limit, task_manager=tm,
-                                      gen_kwargs=dict(b.gen_kwargs) or None, bootstrap_iters=1000, log_samples=False,
+                                      gen_kwargs=dict(b.gen_kwargs) or None, bootstrap_iters=1000, log_samples=True,
                                       random_seed=b.seed, numpy_random_seed=b.seed, torch_random_seed=b.seed,
                                       fewshot_random_seed=b.seed)
         rows += [dict(r, limit=limit) for r in result_rows(res)]
+        documents.update(document_scores(res))
         configs.update({k: {kk: (vv if isinstance(vv, (str, int, float, bool, list, dict, type(None))) else str(vv))
                             for kk, vv in v.items()} for k, v in res.get('configs', {}).items()})
         versions.update(res.get('versions', {}))
-    return dict(rows=rows, task_configs=configs, task_versions=versions)
+    return dict(rows=rows, documents=documents, task_configs=configs, task_versions=versions)
 
 # %% ../nbs/03_benchmark.ipynb #e47d6a50
 def _fmt(v, stderr=False) -> str:
@@ -228,6 +247,40 @@ def tasks_table(results: dict) -> str:
             cells += [_fmt(r and r['value']), _fmt(r and r['stderr'], True) if r else '—']
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
+
+# %% ../nbs/03_benchmark.ipynb #ef4f0006
+def paired_difference(base: dict, other: dict, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Optional[dict]:
+    """Mean of `other - base` over the documents both scored (`{doc key: score}`), with a percentile-bootstrap interval
+    over documents; None when they share no document."""
+    keys = sorted(set(base) & set(other))
+    if not keys: return None
+    d = np.array([other[k] - base[k] for k in keys], dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
+    lo, hi = np.quantile(d[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
+    return dict(n=len(d), diff=float(d.mean()), lo=float(lo), hi=float(hi), level=level,
+                differs=bool(lo > 0 or hi < 0), changed=int((d != 0).sum()))
+
+def paired_rows(record: dict, base: str = 'original') -> list:
+    "One row per task, metric and variant: its paired difference from the `base` variant's scores on the same documents."
+    ref = next((v for v in record['variants'] if v['variant'] == base and v.get('documents')), None)
+    if ref is None: return []
+    rows = []
+    for v in record['variants']:
+        if v is ref or not v.get('documents'): continue
+        for task, metrics in ref['documents'].items():
+            for key, docs in metrics.items():
+                if (p := paired_difference(docs, v['documents'].get(task, {}).get(key, {}))):
+                    rows.append(dict(task=task, metric=key.split(',')[0], filter=key.split(',', 1)[1], variant=v['label'], **p))
+    return rows
+
+def paired_table(rows: list, base_label: str) -> str:
+    "Markdown: each variant's difference from the base per task, its 95% interval and whether that excludes zero."
+    def cell(x): return f'{x:+.4f}'
+    out = [dict(Task=TASK_DISPLAY_NAMES.get(r['task'], r['task']), Metric=r['metric'], Variant=r['variant'],
+                **{f'Δ vs {base_label}': cell(r['diff']), '95% interval': f"[{cell(r['lo'])}, {cell(r['hi'])}]",
+                   'documents': r['n'], 'changed': r['changed'], 'differs': 'yes' if r['differs'] else 'no'}) for r in rows]
+    return markdown_table(out) if out else ''
+
 
 # %% ../nbs/03_benchmark.ipynb #a43f346e
 def stage_perplexity(v: Variant) -> Optional[float]:
@@ -332,6 +385,11 @@ def benchmark_markdown(record: dict) -> str:
             + (', '.join(sorted({Path(f).name for f in record['local_data'].values()})) + ' (local files)' if record['local_data'] else 'the Hub')
             + ".\n\n")
     table = tasks_table({v['label']: v.get('rows') for v in record['variants']})
+    base = next((v['label'] for v in record['variants'] if v['variant'] == 'original'), 'original')
+    if (paired := paired_table(paired_rows(record), base)):
+        table += (f"\n## Paired differences from {base}\n\nEach variant's score minus the original's on the same documents, "
+                  "averaged, with a 95% bootstrap interval over documents (10,000 resamples); *differs* only where the "
+                  "interval excludes zero. *changed*: documents whose score moved.\n\n" + paired)
     ppl = [dict(variant=v['label'], perplexity=v['perplexity']) for v in record['variants']]
     eff = [dict(variant=v['label'], size_MiB=round(e['size_bytes'] / 2**20, 1), load_s=e['load_seconds'],
                 peak_RSS_GiB=round(e['peak_rss_bytes'] / 2**30, 2), prompt_tok_s=e['prompt_tokens_per_s'],

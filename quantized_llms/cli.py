@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 from typing import Optional
-from .core import RunConfig, QuantizedLLMsError, markdown_table, profile_settings, disk_full
+from .core import RunConfig, ConfigError, QuantizedLLMsError, markdown_table, profile_settings, disk_full
 from .runs import Run
 from .pipeline import run, init_data_parallel, summary_rows
 from .batch import parse_assignments, apply_settings, run_batch, sets_special
 from .report import report, write_leaderboard
+from .speed import SpeedSettings, run_speed, speed_markdown
 
 # %% auto #0
 __all__ = ['main']
@@ -31,21 +32,32 @@ def _kept(cfg: RunConfig, batch: bool, runs_dir=None) -> Optional[Path]:
     return (Path(runs_dir) if runs_dir else Path(cfg.save.results_dir)/lay.label/'runs') if batch else lay.results
 
 def main(argv: Optional[list] = None) -> int:
-    "Command-line entry point: `quantized-llms run CONFIG`, `batch CONFIG --sweep key=v1,v2` and `report [RESULTS_DIR]`."
+    "Command-line entry point: `quantized-llms run CONFIG`, `batch CONFIG --sweep key=v1,v2`, `speed CONFIG` and `report [RESULTS_DIR]`."
     p = argparse.ArgumentParser(prog='quantized-llms', description='Quantize, benchmark and publish causal LMs.')
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='run the stages of a YAML configuration')
     b = sub.add_parser('batch', help='run the pipeline notebook with papermill over a sweep of settings')
+    sp = sub.add_parser('speed', help="time every variant a run made (warm, repeated), write speed.{md,json} in its results folder")
     rep = sub.add_parser('report', help='write <model>/leaderboard.{md,json,png} for every model folder of RESULTS_DIR')
     rep.add_argument('results_dir', nargs='?', default='results', help='the folder holding <model>/ (default: results)')
     rep.add_argument('--debug', action='store_true', help='show the traceback of an error')
-    for x in (r, b):
+    for x in (r, b, sp):
         x.add_argument('config', help='a YAML run configuration: its path, or a built-in name (smollm2-135m, smollm2-135m-awq, starcoderbase-1b, ...)')
         x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
         x.add_argument('--profile', help='lay a machine profile over the config: a built-in name (t4) or a YAML file')
         x.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a setting, e.g. quant.method=awq; repeatable')
         x.add_argument('--debug', action='store_true', help='show the traceback of an error')
     r.add_argument('--results-dir', help='override save.results_dir')
+    _d = SpeedSettings()
+    sp.add_argument('--batches', default=','.join(map(str, _d.batches)), help='batch sizes (default: %(default)s)')
+    sp.add_argument('--n-prompt', type=int, default=_d.n_prompt, help='prompt tokens per sequence (default: %(default)s)')
+    sp.add_argument('--n-gen', type=int, default=_d.n_gen, help='decoded tokens per sequence (default: %(default)s)')
+    sp.add_argument('--warmup', type=int, default=_d.warmup, help='untimed runs first (default: %(default)s)')
+    sp.add_argument('--repeats', type=int, default=_d.repeats, help='timed runs (default: %(default)s)')
+    sp.add_argument('--gptq-backends', default=','.join(_d.gptq_backends),
+                    help='GPTQModel kernels to time the checkpoint with, e.g. marlin,triton (default: %(default)s)')
+    sp.add_argument('--threads', type=int, default=0, help='llama.cpp threads (default: one per physical core)')
+    sp.add_argument('--no-cuda-graphs', action='store_true', help='decode with the eager loop on a GPU too')
     r.add_argument('--no-resume', action='store_true', help='run every stage again, finished or not')
     b.add_argument('--sweep', action='append', default=[], metavar='KEY=V1,V2', help='e.g. quant.method=rtn,awq; repeatable (all combinations)')
     b.add_argument('--skip-unsupported', action='store_true', help='skip combinations a method cannot do instead of refusing the batch')
@@ -71,6 +83,13 @@ def main(argv: Optional[list] = None) -> int:
         if getattr(args, 'results_dir', None): settings['save.results_dir'] = args.results_dir
         cfg = apply_settings(cfg, settings)
         kept = _kept(cfg, args.cmd == 'batch', getattr(args, 'runs_dir', None))
+        if args.cmd == 'speed':
+            try: batches = [int(x) for x in args.batches.split(',')]
+            except ValueError: raise ConfigError(f"--batches: comma-separated batch sizes, e.g. 1,16, got {args.batches!r}") from None
+            s = SpeedSettings(n_prompt=args.n_prompt, n_gen=args.n_gen, batches=batches, warmup=args.warmup, repeats=args.repeats,
+                              gptq_backends=args.gptq_backends.split(','), cuda_graphs=not args.no_cuda_graphs, threads=args.threads)
+            print(speed_markdown(run_speed(cfg, s, command)))
+            return 0
         if args.cmd == 'batch':
             summary = run_batch(cfg, parse_assignments(args.sweep, '--sweep', many=True), args.runs_dir,
                                 skip_unsupported=args.skip_unsupported, keep_special=sets_special(sets), ray=args.ray,

@@ -17,8 +17,8 @@ __all__ = ['STAGES', 'CODE_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GR
            'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig',
            'section_from_dict', 'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps',
            'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'file_sha256',
-           'markdown_table', 'package_versions', 'run_metadata', 'write_result', 'result_problem', 'read_result',
-           'Measure', 'dir_size_bytes', 'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
+           'markdown_table', 'package_versions', 'machine_info', 'run_metadata', 'write_result', 'result_problem',
+           'read_result', 'Measure', 'dir_size_bytes', 'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -490,13 +490,36 @@ def package_versions(names=_VERSIONED) -> dict:
         with contextlib.suppress(metadata.PackageNotFoundError): out[n] = metadata.version(dist.get(n, n))
     return out
 
+_ISA = ('sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_tile', 'amx_bf16',
+        'amx_int8', 'asimd', 'sve', 'sve2')
+
+def machine_info() -> dict:
+    """What can move a number from one machine to another: the CPU's model and the vector instructions its kernels may
+    use, PyTorch's CPU kernel level and threads, and each GPU's name, compute capability and the CUDA runtime."""
+    import torch
+    info = {}
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().split('\n\n')[0].splitlines():     # the first core's entry
+            k, _, v = line.partition(':'); info.setdefault(k.strip(), v.strip())
+    cpu = info.get('model name') or info.get('Model') or platform.processor() or platform.machine()
+    if 'cpu family' in info: cpu += f" (family {info['cpu family']}, model {info.get('model')}, stepping {info.get('stepping')})"
+    flags = set((info.get('flags') or info.get('Features') or '').split())
+    out = dict(cpu=cpu, cpu_isa=[f for f in _ISA if f in flags], cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+               torch_cpu_capability=torch.backends.cpu.get_cpu_capability())
+    if torch.cuda.is_available():
+        out['gpus'] = [dict(name=torch.cuda.get_device_name(i), capability='.'.join(map(str, torch.cuda.get_device_capability(i))),
+                            memory_bytes=torch.cuda.get_device_properties(i).total_memory) for i in range(torch.cuda.device_count())]
+        out['cuda'] = torch.version.cuda
+    return out
+
 def run_metadata(command: Optional[str] = None) -> dict:
     "Where and how a result was produced."
     import torch
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'cpu ({os.cpu_count()} cores)'
+    m = machine_info()
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({m['cores']} cores, {m['cpu']})"
     return dict(command=command or ' '.join([Path(sys.argv[0]).name] + sys.argv[1:]),
                 time_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-                device=dev, platform=platform.platform(), python=platform.python_version(),
+                device=dev, machine=m, platform=platform.platform(), python=platform.python_version(),
                 versions=package_versions())
 
 def write_result(results_dir, name: str, record: dict, markdown: str, command: Optional[str] = None) -> Path:

@@ -187,18 +187,24 @@ def bigbench_rows(task: dict, seed: int = 42) -> list:
 # %% ../nbs/03a_tasks.ipynb #2c6d7322
 def build_task_data(out_dir, code_sources: dict, bigbench_task_json=None, n: int = 25) -> dict:
     """Write `codexglue_code2text_<lang>.jsonl` for each `code_sources[lang] = dict(roots=[...], repo=..., license=...)`
-    and `code_line_description_zero_shot.jsonl` from BIG-bench's task.json; return the manifest."""
+    (or a list of such projects, taken in turn: a longer sample keeps the shorter one as its start) and
+    `code_line_description_zero_shot.jsonl` from BIG-bench's task.json (without it, the file already there is kept);
+    return the manifest."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    old = json.loads((out_dir/'SOURCES.json').read_text()) if (out_dir/'SOURCES.json').is_file() else {'files': {}}
     manifest = {'description': 'Offline samples of the benchmark code tasks, in the fields of the Hub datasets they replace.',
                 'files': {}}
-    for lang, src in code_sources.items():
-        recs = code2text_sample(src['roots'], lang, n=n, repo=src.get('repo', ''))
-        if not recs: raise DataError(f"no documented {lang} functions found under {src['roots']}")
+    for lang, srcs in code_sources.items():
+        srcs, recs = [srcs] if isinstance(srcs, dict) else list(srcs), []
+        for src in srcs:
+            recs += code2text_sample(src['roots'], lang, n=n - len(recs), repo=src.get('repo', '')) if len(recs) < n else []
+        if not recs: raise DataError(f"no documented {lang} functions found under {[r for s in srcs for r in s['roots']]}")
+        recs = [dict(r, id=i) for i, r in enumerate(recs)]
         name = f'codexglue_code2text_{lang}.jsonl'
         atomic_write_text(out_dir/name, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs))
         manifest['files'][name] = dict(task=f'code2text_{lang}', replaces=f'CM/codexglue_code2text_{lang}', split='test',
-                                       n=len(recs), source=src.get('repo', ''), license=src.get('license', ''),
-                                       sha256=file_sha256(out_dir/name))
+                                       n=len(recs), source=' + '.join(s.get('repo', '') for s in srcs),
+                                       license=' + '.join(s.get('license', '') for s in srcs), sha256=file_sha256(out_dir/name))
     if bigbench_task_json:
         rows = bigbench_rows(json.loads(Path(bigbench_task_json).read_text()))
         name = 'code_line_description_zero_shot.jsonl'
@@ -206,6 +212,7 @@ def build_task_data(out_dir, code_sources: dict, bigbench_task_json=None, n: int
         manifest['files'][name] = dict(task='bigbench_code_line_description_*', replaces='hails/bigbench code_line_description_zero_shot',
                                        split='default', n=len(rows), source='bigbench 1.0.0 (PyPI sdist): bigbench/benchmark_tasks/code_line_description/task.json',
                                        license='Apache-2.0', sha256=file_sha256(out_dir/name))
+    elif (keep := old['files'].get('code_line_description_zero_shot.jsonl')): manifest['files']['code_line_description_zero_shot.jsonl'] = keep
     atomic_write_json(out_dir/'SOURCES.json', manifest)
     return manifest
 

@@ -110,7 +110,7 @@ def test_no_import_cycles():
         if m not in state: visit(m, [m])
     assert not cycles, f'import cycles: {[" -> ".join(c) for c in cycles]}'
 
-STAGES = ('quantize', 'gguf', 'benchmark', 'hub')
+STAGES = ('quantize', 'gguf', 'benchmark', 'speed', 'hub')
 
 def test_stages_apart():
     "A stage imports no other stage; the run layer and the engine import no algorithm (the registry finds them)."
