@@ -27,7 +27,10 @@ def main():
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     from pipeline_gpu import build_checkpoint
-    from quantized_llms import cli
+    from quantized_llms.core import RunConfig
+    from quantized_llms.quantize import run_quantize
+    from quantized_llms.gguf import run_gguf
+    from quantized_llms.speed import SpeedSettings, run_speed, speed_markdown
     work = Path(args.work or tempfile.mkdtemp(prefix='speed_shape-'))
     ckpt = work/f'{args.shape}-shape'
     if not (ckpt/'config.json').is_file():
@@ -37,19 +40,20 @@ def main():
     if (out/'speed.json').is_file(): shutil.copy(out/'speed.json', results/'speed.json')    # keep other devices' rows
     cfg = work/'config.yaml'
     cfg.write_text(yaml.safe_dump(dict(
-        stages=['quantize', 'gguf'], model=dict(name=str(ckpt), dtype='auto', device='auto'),
+        model=dict(name=str(ckpt), dtype='auto', device='auto'),
         calib=dict(name='offline-code', n_samples=8, seq_len=512, seed=42),
         eval=dict(name='offline-code', split='test', seq_len=2048, max_windows=1, positions=['pretrain']),
         quant=dict(method='rtn', weight=dict(bits=4, sym=True, granularity='per_group', group_size=128)),
         gguf=dict(type='Q4_K_M', extra_types=[]), save=dict(output_dir=str(work/'outputs'), results_dir=str(work/'results'))),
         sort_keys=False))
-    rc = cli.main(['run', str(cfg)])
-    if rc: return rc
-    from quantized_llms.core import RunConfig
-    from quantized_llms.speed import SpeedSettings, run_speed, speed_markdown
+    command = 'python benchmarks/speed_shape.py ' + ' '.join(sys.argv[1:])
+    run = RunConfig.from_yaml(cfg)
+    # the stages alone (no lm-eval needed where this runs); made already in this --work folder: kept
+    if not (results/'quantize.json').is_file(): run_quantize(run, command)
+    if not (results/'gguf.json').is_file(): run_gguf(run, command)
     s = SpeedSettings(n_prompt=args.n_prompt, n_gen=args.n_gen, batches=[int(b) for b in args.batches.split(',')],
                       repeats=args.repeats, gptq_backends=args.backends.split(','))
-    print(speed_markdown(run_speed(RunConfig.from_yaml(cfg), s, 'python benchmarks/speed_shape.py ' + ' '.join(sys.argv[1:]))))
+    print(speed_markdown(run_speed(run, s, command)))
     for f in ('speed.json', 'speed.md'): shutil.copy(results/f, out/f)
     if not args.work: shutil.rmtree(work, ignore_errors=True)
     return 0
