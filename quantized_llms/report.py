@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_report.ipynb #8e9a0004
 from __future__ import annotations
-import math, os
+import json, math, os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -14,7 +14,7 @@ from .core import (QuantizedLLMsError, RunConfig, builtin_configs, markdown_tabl
 # %% auto #0
 __all__ = ['RECORD_STAGES', 'DEPLOYS', 'COMPARISON_PREFIX', 'COMPARISON_ROWS', 'model_records', 'windows_of', 'windows_text',
            'method_defaults', 'settings_changed', 'packs_real', 'original_row', 'quantize_row', 'gguf_rows',
-           'record_rows', 'mark_frontier', 'comparison_command', 'comparison_table', 'leaderboard',
+           'record_rows', 'mark_frontier', 'seed_spreads', 'comparison_command', 'comparison_table', 'leaderboard',
            'leaderboard_markdown', 'plot_leaderboard', 'write_leaderboard', 'report']
 
 # %% ../nbs/08_report.ipynb #8e9a0007
@@ -101,9 +101,19 @@ def quantize_row(run: str, rec: dict) -> Optional[dict]:
     size, estimated = (real['bytes'], False) if real.get('bytes') else (est, est is not None)
     return _row(run, rec, method=rec['method_title'], method_name=rec['method'],
                 bits=f"W{q['weight']['bits']}" + (f"A{q['act']['bits']}" if q.get('act') else ''), scheme=rec['scheme'],
-                settings=settings_changed(rec.get('special') or {}, defaults), position=pos, perplexity=r['ppl'],
-                kld=r['kld_mean'], top1=r['top1_agreement'], size_bytes=size, size_estimated=estimated,
-                calib_s=rec['run']['seconds'], deploys=DEPLOYS['real' if real or packs_real(rec) else 'fake'])
+                settings={**settings_changed(rec.get('special') or {}, defaults), **_seed_setting(rec)}, position=pos,
+                perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'], size_bytes=size, size_estimated=estimated,
+                calib_s=rec['run']['seconds'], deploys=DEPLOYS['real' if real or packs_real(rec) else 'fake'],
+                **_calib(rec['config']['calib']))
+
+def _calib(c: dict) -> dict:
+    "The calibration a row was made with: its seed apart from the rest (data, samples, length), so seeds can be compared."
+    return dict(calib_seed=c.get('seed'), calib_data={k: c.get(k) for k in ('name', 'path', 'n_samples', 'seq_len')})
+
+def _seed_setting(rec: dict) -> dict:
+    "`calib seed` among a row's settings where it is not the default one."
+    seed = rec['config']['calib'].get('seed')
+    return {} if seed == RunConfig().calib.seed else {'calib seed': seed}
 
 def gguf_rows(run: str, rec: dict) -> list:
     "The quantized files a GGUF record made (keys like `Q4_K_M`, or `AWQ-Q4_K_M` from transformed weights)."
@@ -112,11 +122,11 @@ def gguf_rows(run: str, rec: dict) -> list:
         with_im = im and '-' not in k         # the importance matrix weighs the original's files only
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
-                    settings={'imatrix': calib} if with_im else {},
+                    settings={'imatrix': calib, **_seed_setting(rec)} if with_im else {},
                     position='gguf', perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'],
                     size_bytes=rec['bytes'][k], size_estimated=False,
                     calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(k, {}).get('seconds', 0), 1),
-                    deploys=DEPLOYS['gguf'])
+                    deploys=DEPLOYS['gguf'], **(_calib(rec['config']['calib']) if with_im else {}))
     return [row(k, r) for k, r in rec['results'].items() if k != 'reference' and k.split('-')[-1] != 'F16']
 
 def record_rows(run: str, rec: dict) -> tuple:
@@ -135,6 +145,28 @@ def mark_frontier(rows: list) -> list:
     "Set each row's `frontier`: True where no other row of known size beats it on both size and KLD."
     ranked = [r for r in rows if r['size_bytes'] and r['method'] != 'original']
     for r in rows: r['frontier'] = any(r is x for x in ranked) and not any(_beats(o, r) for o in ranked)
+    return rows
+
+# %% ../nbs/08_report.ipynb #49282a3c
+def _seed_key(r: dict) -> tuple:
+    "What must match for two rows to differ only by their calibration seed."
+    return (tuple(r['windows'].values()), r['method_name'], r['bits'], r['scheme'], r['position'],
+            json.dumps({k: v for k, v in r['settings'].items() if k != 'calib seed'}, sort_keys=True, default=str),
+            json.dumps(r.get('calib_data'), sort_keys=True))
+
+def seed_spreads(rows: list) -> list:
+    "Give every row made with the same settings under two or more calibration seeds its `seed_spread` (KLD, PPL)."
+    groups = {}
+    for r in rows:
+        if r.get('calib_seed') is not None: groups.setdefault(_seed_key(r), []).append(r)
+    for g in groups.values():
+        per = {}
+        for r in g: per.setdefault(r['calib_seed'], r)          # one row per seed
+        if len(per) < 2: continue
+        k, p = [x['kld'] for x in per.values()], [x['perplexity'] for x in per.values()]
+        spread = dict(seeds=sorted(per), kld_mean=sum(k) / len(k), kld_min=min(k), kld_max=max(k),
+                      ppl_mean=sum(p) / len(p), ppl_min=min(p), ppl_max=max(p))
+        for r in g: r['seed_spread'] = spread
     return rows
 
 # %% ../nbs/08_report.ipynb #8e9a001a
@@ -187,6 +219,7 @@ def leaderboard(model_dir) -> dict:
             continue
         model, label = model or rec.get('model'), label or rec.get('label')
         originals.append(orig); made += rows
+    seed_spreads(made)
     sizes = {o['scheme']: o['size_bytes'] for o in originals if o['stage'] == 'baseline'}
     for o in originals: o['size_bytes'] = sizes.get(o['scheme'], o['size_bytes'])   # one size per dtype, the baseline's
     key = lambda r: tuple(r['windows'].values())
@@ -206,9 +239,16 @@ def _settings(r: dict) -> str: return ', '.join(f'{k}={v}' for k, v in r['settin
 def _name(r: dict) -> str:
     return f"original ({r['scheme']})" if r['method'] == 'original' else f"{r['method']} {r['scheme']}"
 
+def _over_seeds(r: dict) -> str:
+    "'KLD 0.1802 (0.1790–0.1811), PPL 14.49–14.55, 3 seeds': the same settings calibrated on other samples."
+    s = r.get('seed_spread')
+    if not s: return ''
+    return (f"KLD {s['kld_mean']:.4f} ({s['kld_min']:.4f}–{s['kld_max']:.4f}), PPL {s['ppl_min']:.4f}–{s['ppl_max']:.4f}, "
+            f"{len(s['seeds'])} seeds")
+
 def _cells(r: dict) -> dict:
     return {'#': r['n'], 'model': _name(r), 'settings': _settings(r), 'PPL': f"{r['perplexity']:.4f}",
-            'KLD': f"{r['kld']:.5f}", 'top-1': f"{100 * r['top1']:.2f}%", 'MiB': _size(r),
+            'KLD': f"{r['kld']:.5f}", 'over seeds': _over_seeds(r), 'top-1': f"{100 * r['top1']:.2f}%", 'MiB': _size(r),
             'calib s': '' if r['calib_s'] is None else f"{r['calib_s']:.0f}",
             'frontier': '◆' if r.get('frontier') else '', 'deploys': r['deploys'], 'run': r['run'] or '(main job)',
             'command': f"`{r['command']}`".replace('|', '\\|')}
@@ -222,7 +262,8 @@ def _comparison_markdown(seed: dict) -> str:
                 f"SmoothQuant W8A8, from one batch on the same windows:\n\n    {seed['command']}\n")
     def cells(name, r):
         if r is None: return {'': name, 'PPL': 'not in the batch'}
-        return {'': name, 'PPL': f"{r['perplexity']:.4f}", 'KLD': f"{r['kld']:.5f}", 'top-1': f"{100 * r['top1']:.2f}%",
+        return {'': name, 'PPL': f"{r['perplexity']:.4f}", 'KLD': f"{r['kld']:.5f}", 'over seeds': _over_seeds(r),
+                'top-1': f"{100 * r['top1']:.2f}%",
                 'MiB': _size(r), 'run': r['run'], '#': r.get('n', '')}
     return (head + f"One batch (`runs/comparison-*`), every row on {windows_text(seed['windows'])}; KLD and top-1 "
             f"against the original on the same tokens; `#` is the row below."
@@ -236,7 +277,9 @@ def leaderboard_markdown(board: dict, plot: Optional[str] = 'leaderboard.png') -
     md = (f"# {board['model']}: leaderboard\n\n{n} models made of {board['label']}, from the main job's records and "
           f"every run's in `runs/`. Numbers compare only within a table: each table is one set of evaluation windows. "
           f"PPL: perplexity; KLD: mean KL divergence of the next-token distribution from the original's on the same "
-          f"tokens; top-1: how often the most likely next token is the original's. MiB: the model file as written (a "
+          f"tokens; top-1: how often the most likely next token is the original's. over seeds: where the same settings were "
+          f"calibrated on other samples (`calib.seed`), the mean and range over those seeds: a difference between rows "
+          f"smaller than that range is not the method's. MiB: the model file as written (a "
           f"packed checkpoint holds its unquantized tensors in the dtype it was saved from; float32 on a CPU), `est.` "
           f"what a packed file would hold where none was kept, `—` no size recorded. calib s: seconds the method "
           f"took (a GGUF file: its importance matrix and llama-quantize). ◆: on the frontier (no other row is as "
