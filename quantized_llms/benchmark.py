@@ -370,6 +370,7 @@ def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> 
                   tasks=tasks, headline_tasks=[t for t in tasks], local_data=local, eval_dataset=cfg.eval.path or cfg.eval.name,
                   lm_eval_version=package_versions().get('lm_eval'), variants=variants, bench=cfg.to_dict()['bench'],
                   config=cfg.to_dict())
+    record['paired'] = paired_rows(record)      # what a card quotes: each variant against the original, paired
     md = benchmark_markdown(record)
     if any(v.get('efficiency') for v in variants): plot_benchmark(record, lay.results/'benchmark.png')
     write_result(lay.results, 'benchmark', record, md, command)
@@ -386,7 +387,7 @@ def benchmark_markdown(record: dict) -> str:
             + ".\n\n")
     table = tasks_table({v['label']: v.get('rows') for v in record['variants']})
     base = next((v['label'] for v in record['variants'] if v['variant'] == 'original'), 'original')
-    if (paired := paired_table(paired_rows(record), base)):
+    if (paired := paired_table(record.get('paired') or paired_rows(record), base)):
         table += (f"\n## Paired differences from {base}\n\nEach variant's score minus the original's on the same documents, "
                   "averaged, with a 95% bootstrap interval over documents (10,000 resamples); *differs* only where the "
                   "interval excludes zero. *changed*: documents whose score moved.\n\n" + paired)

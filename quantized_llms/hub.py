@@ -16,8 +16,9 @@ from .runs import Run
 from .models import resolve_model, MODEL_ALIASES
 
 # %% auto #0
-__all__ = ['CARDS', 'PublishError', 'upload_files', 'base_license', 'benchmark_section', 'model_card', 'parse_card', 'hub_token',
-           'hub_access', 'assert_no_token', 'stage_upload', 'check_repo_id', 'publish', 'check_publish', 'run_publish']
+__all__ = ['CARDS', 'PublishError', 'upload_files', 'base_license', 'benchmark_section', 'seed_spread', 'spread_section',
+           'model_card', 'parse_card', 'hub_token', 'hub_access', 'assert_no_token', 'stage_upload', 'check_repo_id',
+           'publish', 'check_publish', 'run_publish']
 
 # %% ../nbs/04_hub.ipynb #75797381
 class PublishError(QuantizedLLMsError, ValueError):
@@ -65,12 +66,21 @@ def benchmark_section(kind: str, bench: Optional[dict]) -> str:
     if kind not in vs or 'original' not in vs: return ''
     orig = {(r['task'], r['metric']): r for r in vs['original']['rows']}
     fmt = lambda r: f"{r['value']:.4f}" + (f" ± {r['stderr']:.4f}" if isinstance(r.get('stderr'), (int, float)) else '')
+    paired = {(p['task'], p['metric']): p for p in bench.get('paired') or [] if p['variant'] == vs[kind]['label']}
+    def diff(r):
+        p = paired.get((r['task'], r['metric']))
+        return '' if p is None else (f"{p['diff']:+.4f} [{p['lo']:+.4f}, {p['hi']:+.4f}]"
+                                     + (' (differs)' if p['differs'] else ' (no difference shown)'))
     rows = [{'task': ('- ' if r.get('in_group') else '') + r['task'], 'metric': r['metric'], 'original': fmt(orig[(r['task'], r['metric'])]),
-             'this model': fmt(r)} for r in vs[kind]['rows'] if (r['task'], r['metric']) in orig]
+             'this model': fmt(r), **({'difference, paired 95% interval': diff(r)} if paired else {})}
+            for r in vs[kind]['rows'] if (r['task'], r['metric']) in orig]
     b = bench['bench']
     return (f"## lm-eval benchmark\n\nlm-eval {bench.get('lm_eval_version')}, limit {b['limit'] or 'none'} per task"
             + (f" ({', '.join(f'{t}: {n}' for t, n in b['task_limits'].items())})" if b['task_limits'] else '')
-            + f", gen_kwargs {b['gen_kwargs'] or 'task defaults'}.\n\n" + markdown_table(rows) + '\n')
+            + f", gen_kwargs {b['gen_kwargs'] or 'task defaults'}."
+            + (" The difference is this model's score minus the original's on the same documents, with a 95% bootstrap "
+               "interval over documents: where it includes zero, this sample shows no difference." if paired else '')
+            + "\n\n" + markdown_table(rows) + '\n')
 
 def _quantized_card(record: dict, repo_id: str, versions: dict) -> tuple:
     "(results, tags, how, usage) of a packed checkpoint's card, from the quantize stage's record."
@@ -116,8 +126,39 @@ def _gguf_card(record: dict, repo_id: str, versions: dict) -> tuple:
 
 CARDS = {'quantized': _quantized_card, 'gguf': _gguf_card}
 
-def model_card(kind: str, record: dict, repo_id: str, license: str = 'other', benchmark: Optional[dict] = None) -> str:
-    "README.md for a quantized or GGUF repository, from its stage's record (`quantize.json` / `gguf.json`) and `benchmark.json`."
+def seed_spread(kind: str, record: dict, board: Optional[dict]) -> Optional[dict]:
+    """From a leaderboard (`leaderboard.json`), the spread over calibration seeds of the model this card describes: the
+    row of the same method and grid with no other setting changed (GGUF: the same type, with or without an importance
+    matrix as this file was made), where its seeds were run; None where they were not."""
+    if kind == 'quantized':
+        try:
+            from quantized_llms.algorithm import get_algorithm
+            from dataclasses import asdict
+            defaults = asdict(get_algorithm(record['method']).Settings())
+            if any(defaults.get(k) != v for k, v in (record.get('special') or {}).items()): return None   # not the default row
+        except (QuantizedLLMsError, TypeError): return None
+        match = lambda r: r.get('method_name') == record['method'] and r.get('scheme') == record['scheme'] and not (
+            set(r.get('settings') or {}) - {'calib seed'})
+    else:
+        gtype, im = record['config']['gguf']['type'].upper(), bool(record.get('imatrix'))
+        match = lambda r: r.get('method_name') == 'gguf' and r.get('scheme') == gtype and ('imatrix' in (r.get('settings') or {})) == im
+    return next((dict(r['seed_spread'], windows=r['windows']) for g in (board or {}).get('groups', []) for r in g['rows']
+                 if match(r) and r.get('seed_spread')), None)
+
+def spread_section(spread: Optional[dict]) -> str:
+    "The card's paragraph on what another calibration sample moves."
+    if not spread: return ''
+    w = spread['windows']
+    return (f"## What another calibration sample moves\n\nThe same settings calibrated on {len(spread['seeds'])} samples "
+            f"(calibration seeds {', '.join(map(str, spread['seeds']))}) and scored on {w['windows']} windows of "
+            f"{w['seq_len']} tokens of `{w['dataset']}` gave KL divergence {spread['kld_mean']:.4f} (range "
+            f"{spread['kld_min']:.4f} to {spread['kld_max']:.4f}) and perplexity {spread['ppl_min']:.4f} to "
+            f"{spread['ppl_max']:.4f}: a difference from another model smaller than that range is not this method's.\n\n")
+
+def model_card(kind: str, record: dict, repo_id: str, license: str = 'other', benchmark: Optional[dict] = None,
+               spread: Optional[dict] = None) -> str:
+    """README.md for a quantized or GGUF repository, from its stage's record (`quantize.json` / `gguf.json`),
+    `benchmark.json` and the spread over calibration seeds (`seed_spread`)."""
     if kind not in CARDS: raise PublishError(f"kind must be one of {', '.join(CARDS)}, got {kind!r}")
     cfg = record['config']; base = record.get('base_model')     # a Hub id, or None: the source was a local file
     name = repo_id.split('/')[-1]
@@ -138,8 +179,9 @@ def model_card(kind: str, record: dict, repo_id: str, license: str = 'other', be
     body = (f"# {name}\n\n{title} quantization of {source}.\n\n## How it was made\n\n{how}\n\n"
             f"Library versions: " + ', '.join(f'{k} {v}' for k, v in versions.items()) + ".\n\n"
             f"## Results\n\nPerplexity on `{dataset}` ({cfg['eval']['split']} split), non-overlapping windows of "
-            f"{cfg['eval']['seq_len']} tokens, {n_tok} scored tokens, original and quantized on the same tokens.\n\n{table}\n"
-            + benchmark_section(kind, benchmark) + f"## Usage\n\n{usage}")
+            f"{cfg['eval']['seq_len']} tokens, {n_tok} scored tokens, original and quantized on the same tokens, measured on "
+            f"{record.get('meta', {}).get('device', 'the machine that made it')}.\n\n{table}\n"
+            + spread_section(spread) + benchmark_section(kind, benchmark) + f"## Usage\n\n{usage}")
     return _front_matter(meta) + '\n' + body
 
 def parse_card(card: str) -> tuple:
@@ -258,6 +300,8 @@ def run_publish(run: Union[Run, RunConfig], command: Optional[str] = None, owner
     lay = Run.of(run); cfg = lay.cfg
     owner = check_publish(lay, owner)
     lic, bench, plans, skipped = base_license(cfg.model.name), lay.record('benchmark'), [], []
+    try: board = json.loads((lay.results/'leaderboard.json').read_text())
+    except (OSError, ValueError): board = None
     for kind, stage, folder in (('quantized', 'quantize', lay.quantized_dir('real')), ('gguf', 'gguf', lay.gguf_dir)):
         try: record = read_result(lay.results, stage)      # a record that lacks what its card says is refused by name
         except QuantizedLLMsError as e: raise PublishError(str(e)) from None
@@ -270,7 +314,7 @@ def run_publish(run: Union[Run, RunConfig], command: Optional[str] = None, owner
             skipped.append(f"{folder.name}: no packed checkpoint (save.modes {cfg.save.modes})"); continue
         upload_files(folder, kind)
         repo_id = f'{owner}/{folder.name}'
-        plans.append((kind, folder, repo_id, model_card(kind, record, repo_id, lic, bench)))
+        plans.append((kind, folder, repo_id, model_card(kind, record, repo_id, lic, bench, seed_spread(kind, record, board))))
     if not plans: raise PublishError(f"nothing to publish under {lay.results}: run the quantize (with save.modes [real]) or gguf "
                                      f"stage first" + (f" ({'; '.join(skipped)})" if skipped else ''))
     assert_no_token([folder for _, folder, _, _ in plans])
