@@ -249,16 +249,18 @@ def tasks_table(results: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/03_benchmark.ipynb #ef4f0006
-def paired_difference(base: dict, other: dict, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> Optional[dict]:
+def paired_difference(base: dict, other: dict, n_boot: int = 10_000, level: float = 0.95, seed: int = 0,
+                      min_documents: int = 20) -> Optional[dict]:
     """Mean of `other - base` over the documents both scored (`{doc key: score}`), with a percentile-bootstrap interval
-    over documents; None when they share no document."""
+    over documents; None when they share no document. Under `min_documents` the bootstrap's interval is too narrow to
+    trust (it resamples too few values), so `differs` is None: the sample cannot tell."""
     keys = sorted(set(base) & set(other))
     if not keys: return None
     d = np.array([other[k] - base[k] for k in keys], dtype=np.float64)
     idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
     lo, hi = np.quantile(d[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
     return dict(n=len(d), diff=float(d.mean()), lo=float(lo), hi=float(hi), level=level,
-                differs=bool(lo > 0 or hi < 0), changed=int((d != 0).sum()))
+                differs=bool(lo > 0 or hi < 0) if len(d) >= min_documents else None, changed=int((d != 0).sum()))
 
 def paired_rows(record: dict, base: str = 'original') -> list:
     "One row per task, metric and variant: its paired difference from the `base` variant's scores on the same documents."
@@ -278,7 +280,8 @@ def paired_table(rows: list, base_label: str) -> str:
     def cell(x): return f'{x:+.4f}'
     out = [dict(Task=TASK_DISPLAY_NAMES.get(r['task'], r['task']), Metric=r['metric'], Variant=r['variant'],
                 **{f'Δ vs {base_label}': cell(r['diff']), '95% interval': f"[{cell(r['lo'])}, {cell(r['hi'])}]",
-                   'documents': r['n'], 'changed': r['changed'], 'differs': 'yes' if r['differs'] else 'no'}) for r in rows]
+                   'documents': r['n'], 'changed': r['changed'],
+                   'differs': {True: 'yes', False: 'no', None: 'too few documents'}[r['differs']]}) for r in rows]
     return markdown_table(out) if out else ''
 
 
@@ -390,7 +393,8 @@ def benchmark_markdown(record: dict) -> str:
     if (paired := paired_table(record.get('paired') or paired_rows(record), base)):
         table += (f"\n## Paired differences from {base}\n\nEach variant's score minus the original's on the same documents, "
                   "averaged, with a 95% bootstrap interval over documents (10,000 resamples); *differs* only where the "
-                  "interval excludes zero. *changed*: documents whose score moved.\n\n" + paired)
+                  "interval excludes zero, and only from 20 documents up (on fewer, a bootstrap interval is too narrow "
+                  "to trust). *changed*: documents whose score moved.\n\n" + paired)
     ppl = [dict(variant=v['label'], perplexity=v['perplexity']) for v in record['variants']]
     eff = [dict(variant=v['label'], size_MiB=round(e['size_bytes'] / 2**20, 1), load_s=e['load_seconds'],
                 peak_RSS_GiB=round(e['peak_rss_bytes'] / 2**30, 2), prompt_tok_s=e['prompt_tokens_per_s'],

@@ -70,7 +70,7 @@ def benchmark_section(kind: str, bench: Optional[dict]) -> str:
     def diff(r):
         p = paired.get((r['task'], r['metric']))
         return '' if p is None else (f"{p['diff']:+.4f} [{p['lo']:+.4f}, {p['hi']:+.4f}]"
-                                     + (' (differs)' if p['differs'] else ' (no difference shown)'))
+                                     + {True: ' (differs)', False: ' (no difference shown)', None: ' (too few documents to tell)'}[p['differs']])
     rows = [{'task': ('- ' if r.get('in_group') else '') + r['task'], 'metric': r['metric'], 'original': fmt(orig[(r['task'], r['metric'])]),
              'this model': fmt(r), **({'difference, paired 95% interval': diff(r)} if paired else {})}
             for r in vs[kind]['rows'] if (r['task'], r['metric']) in orig]
