@@ -71,7 +71,7 @@ def packs_real(rec: dict) -> bool:
 # %% ../nbs/08_report.ipynb #8e9a0014
 def _row(run: str, rec: dict, **kw) -> dict:
     return dict(run=run, stage=rec['stage'], record=f"{'runs/' + run + '/' if run else ''}{rec['stage']}.json",
-                windows=windows_of(rec), command=rec['meta']['command'], **kw)
+                windows=windows_of(rec), command=rec['meta']['command'], time=rec['meta'].get('time_utc', ''), **kw)
 
 def _dtype(rec: dict) -> str:
     "The dtype a record's model was loaded in ('auto': float32 on a CPU, float16 on a GPU)."
@@ -155,13 +155,15 @@ def _seed_key(r: dict) -> tuple:
             json.dumps(r.get('calib_data'), sort_keys=True))
 
 def seed_spreads(rows: list) -> list:
-    "Give every row made with the same settings under two or more calibration seeds its `seed_spread` (KLD, PPL)."
+    """Give every row made with the same settings under two or more calibration seeds its `seed_spread` (KLD, PPL), one
+    row per seed: the latest made."""
     groups = {}
     for r in rows:
         if r.get('calib_seed') is not None: groups.setdefault(_seed_key(r), []).append(r)
     for g in groups.values():
         per = {}
-        for r in g: per.setdefault(r['calib_seed'], r)          # one row per seed
+        for r in g:       # one row per seed: the latest (an older version's run of the same seed is not another sample)
+            if r['calib_seed'] not in per or r.get('time', '') > per[r['calib_seed']].get('time', ''): per[r['calib_seed']] = r
         if len(per) < 2: continue
         k, p = [x['kld'] for x in per.values()], [x['perplexity'] for x in per.values()]
         spread = dict(seeds=sorted(per), kld_mean=sum(k) / len(k), kld_min=min(k), kld_max=max(k),
