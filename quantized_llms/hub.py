@@ -128,17 +128,13 @@ CARDS = {'quantized': _quantized_card, 'gguf': _gguf_card}
 
 def seed_spread(kind: str, record: dict, board: Optional[dict]) -> Optional[dict]:
     """From a leaderboard (`leaderboard.json`), the spread over calibration seeds of the model this card describes: the
-    row of the same method and grid with no other setting changed (GGUF: the same type, with or without an importance
-    matrix as this file was made), where its seeds were run; None where they were not."""
+    row of the same method, grid and settings, as the leaderboard states them (GGUF: the same type, with or without an
+    importance matrix as this file was made), where its seeds were run; None where they were not."""
+    from quantized_llms.report import method_defaults, settings_changed, settings_but_seed
     if kind == 'quantized':
-        try:
-            from quantized_llms.algorithm import get_algorithm
-            from dataclasses import asdict
-            defaults = asdict(get_algorithm(record['method']).Settings())
-            if any(defaults.get(k) != v for k, v in (record.get('special') or {}).items()): return None   # not the default row
-        except (QuantizedLLMsError, TypeError): return None
-        match = lambda r: r.get('method_name') == record['method'] and r.get('scheme') == record['scheme'] and not (
-            set(r.get('settings') or {}) - {'calib seed'})
+        try: own = settings_changed(record.get('special') or {}, method_defaults(record['method']))
+        except QuantizedLLMsError: return None
+        match = lambda r: (r.get('method_name'), r.get('scheme')) == (record['method'], record['scheme']) and settings_but_seed(r) == own
     else:
         gtype, im = record['config']['gguf']['type'].upper(), bool(record.get('imatrix'))
         match = lambda r: r.get('method_name') == 'gguf' and r.get('scheme') == gtype and ('imatrix' in (r.get('settings') or {})) == im

@@ -14,8 +14,8 @@ from .core import (QuantizedLLMsError, RunConfig, builtin_configs, markdown_tabl
 # %% auto #0
 __all__ = ['RECORD_STAGES', 'DEPLOYS', 'COMPARISON_PREFIX', 'COMPARISON_ROWS', 'model_records', 'windows_of', 'windows_text',
            'method_defaults', 'settings_changed', 'packs_real', 'original_row', 'quantize_row', 'gguf_rows',
-           'record_rows', 'mark_frontier', 'seed_spreads', 'comparison_command', 'comparison_table', 'leaderboard',
-           'leaderboard_markdown', 'plot_leaderboard', 'write_leaderboard', 'report']
+           'record_rows', 'mark_frontier', 'settings_but_seed', 'seed_spreads', 'comparison_command',
+           'comparison_table', 'leaderboard', 'leaderboard_markdown', 'plot_leaderboard', 'write_leaderboard', 'report']
 
 # %% ../nbs/08_report.ipynb #8e9a0007
 RECORD_STAGES = ('baseline', 'quantize', 'gguf')
@@ -148,10 +148,14 @@ def mark_frontier(rows: list) -> list:
     return rows
 
 # %% ../nbs/08_report.ipynb #49282a3c
+def settings_but_seed(r: dict) -> dict:
+    "A row's settings apart from its calibration seed: what rows made under several seeds share."
+    return {k: v for k, v in (r.get('settings') or {}).items() if k != 'calib seed'}
+
 def _seed_key(r: dict) -> tuple:
     "What must match for two rows to differ only by their calibration seed."
     return (tuple(r['windows'].values()), r['method_name'], r['bits'], r['scheme'], r['position'],
-            json.dumps({k: v for k, v in r['settings'].items() if k != 'calib seed'}, sort_keys=True, default=str),
+            json.dumps(settings_but_seed(r), sort_keys=True, default=str),
             json.dumps(r.get('calib_data'), sort_keys=True))
 
 def seed_spreads(rows: list) -> list:
