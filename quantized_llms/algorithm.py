@@ -32,10 +32,11 @@ class QuantizeJob:
     keep_transformed: bool = False       # return the transformed float model too
     source_dir: Optional[Callable] = None   # () -> a checkpoint directory of `model`
     work_dir: Optional[Path] = None      # the run's outputs folder, for scratch files (None: a temporary directory)
+    keep_fake: bool = True               # return the quantized model as float weights (False: one that writes a packed checkpoint may skip it)
 
 @dataclass
 class QuantizeResult:
-    fake: torch.nn.Module                # the quantized model as float weights (what `fake_quant` measures)
+    fake: Optional[torch.nn.Module]      # the quantized model as float weights (what `fake_quant` measures); None if not kept
     transformed: Optional[torch.nn.Module] = None
     real_dir: Optional[Path] = None
     seconds: float = 0.0

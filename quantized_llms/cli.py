@@ -44,7 +44,7 @@ def main(argv: Optional[list] = None) -> int:
     for x in (r, b, sp):
         x.add_argument('config', help='a YAML run configuration: its path, or a built-in name (smollm2-135m, smollm2-135m-awq, starcoderbase-1b, ...)')
         x.add_argument('--stages', help="comma-separated stages to run instead of the config's, e.g. quantize,gguf")
-        x.add_argument('--profile', help='lay a machine profile over the config: a built-in name (t4) or a YAML file')
+        x.add_argument('--profile', help='lay a machine profile over the config: a built-in name (colab, t4) or a YAML file')
         x.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a setting, e.g. quant.method=awq; repeatable')
         x.add_argument('--debug', action='store_true', help='show the traceback of an error')
     r.add_argument('--results-dir', help='override save.results_dir')

@@ -13,12 +13,13 @@ import yaml
 # %% auto #0
 __all__ = ['STAGES', 'CODE_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GRANULARITIES', 'EVAL_POSITIONS', 'SAVE_MODES',
            'SCHEMES', 'RESULT_FIELDS', 'QuantizedLLMsError', 'ConfigError', 'ModelLoadError',
-           'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'DiskFullError', 'QuantSpec',
-           'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig', 'SaveConfig',
-           'section_from_dict', 'builtin_configs', 'find_config', 'RunConfig', 'profile_settings', 'remove_stale_temps',
-           'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text', 'atomic_write_json', 'file_sha256',
-           'markdown_table', 'package_versions', 'machine_info', 'run_metadata', 'write_result', 'result_problem',
-           'read_result', 'Measure', 'dir_size_bytes', 'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
+           'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'DiskFullError', 'HostMemoryError',
+           'QuantSpec', 'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig',
+           'SaveConfig', 'section_from_dict', 'builtin_configs', 'find_config', 'RunConfig', 'profile_settings',
+           'remove_stale_temps', 'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text', 'atomic_write_json',
+           'file_sha256', 'markdown_table', 'package_versions', 'machine_info', 'run_metadata', 'write_result',
+           'result_problem', 'read_result', 'resident_unreclaimable', 'Measure', 'HostMemoryGuard', 'dir_size_bytes',
+           'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -41,6 +42,9 @@ class OutputExistsError(QuantizedLLMsError, FileExistsError):
 
 class DiskFullError(QuantizedLLMsError, OSError):
     "An output could not be written because its disk (or the user's quota) is full."
+
+class HostMemoryError(QuantizedLLMsError, MemoryError):
+    "A stage's resident memory passed the run's host memory limit (`model.host_memory_gib`)."
 
 # %% ../nbs/00_core.ipynb #2a19a7b0
 STAGES = ('baseline', 'quantize', 'gguf', 'benchmark', 'publish')
@@ -114,6 +118,7 @@ class ModelConfig:
     revision: Optional[str] = None
     trust_remote_code: bool = False  # off unless asked: remote code runs on your machine
     gpu_memory_gib: Optional[float] = None   # cap what PyTorch allocates (14 for a T4): a larger GPU fails where a small one would
+    host_memory_gib: Optional[float] = None  # stop a stage whose resident memory passes this (11 on a standard Colab runtime)
     def validate(self, where='model'):
         _check(self.name.strip() != '', f'{where}.name', 'must name a model (alias, Hub id, directory or .gguf file)')
         _one_of(self.dtype, DTYPES, f'{where}.dtype')
@@ -121,6 +126,8 @@ class ModelConfig:
                f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _check(self.gpu_memory_gib is None or self.gpu_memory_gib > 0, f'{where}.gpu_memory_gib',
                f'must be a positive number of GiB or null, got {self.gpu_memory_gib!r}')
+        _check(self.host_memory_gib is None or self.host_memory_gib > 0, f'{where}.host_memory_gib',
+               f'must be a positive number of GiB or null, got {self.host_memory_gib!r}')
 
 @dataclass
 class CalibConfig:
@@ -618,9 +625,20 @@ def _peak_rss() -> Optional[int]:
             return next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM:'))
     except (OSError, StopIteration): return None
 
+def resident_unreclaimable() -> Optional[int]:
+    """Bytes of this process's resident memory the kernel cannot drop under pressure: anonymous and shared
+    (`RssAnon + RssShmem`; Linux only, else None). RSS also counts pages of memory-mapped files (safetensors, GGUF),
+    which a machine short of memory reads again from disk rather than running out; these it would run out on."""
+    try:
+        with open('/proc/self/status') as f:
+            kb = [int(l.split()[1]) for l in f if l.startswith(('RssAnon:', 'RssShmem:'))]
+        return sum(kb) * 1024 if kb else None
+    except OSError: return None
+
 class Measure:
-    """Context manager recording wall time (`seconds`), peak CPU RSS (`peak_rss_bytes`) and peak CUDA memory
-    (`peak_cuda_bytes`) of what runs inside it. On Linux the peak is the kernel's own mark (reset on entry), so a
+    """Context manager recording wall time (`seconds`), peak CPU RSS (`peak_rss_bytes`), the peak of the part of it
+    no file backs (`peak_anon_bytes`, see `resident_unreclaimable`; sampled every `interval` s) and peak CUDA memory
+    (`peak_cuda_bytes`) of what runs inside it. On Linux the RSS peak is the kernel's own mark (reset on entry), so a
     short spike counts; elsewhere RSS is sampled. Measures nest: an inner one hands the peak so far to the outer ones
     before it resets the marks, and its own peak when it ends."""
     _active: list = []
@@ -628,8 +646,11 @@ class Measure:
     def _rss(self) -> int:
         import psutil
         return psutil.Process().memory_info().rss
+    def _sample_anon(self):
+        if (a := resident_unreclaimable()) is not None: self.peak_anon_bytes = max(self.peak_anon_bytes or 0, a)
     def _sample(self):
-        while not self._stop.wait(self.interval): self.peak_rss_bytes = max(self.peak_rss_bytes, self._rss())
+        while not self._stop.wait(self.interval):
+            self.peak_rss_bytes = max(self.peak_rss_bytes, self._rss()); self._sample_anon()
     def _marks(self) -> tuple:
         import torch
         return (_peak_rss() or 0) if self._kernel else 0, torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
@@ -641,7 +662,8 @@ class Measure:
         self._kernel = _peak_rss() is not None
         for outer in Measure._active: outer._raise_to(*outer._marks())
         self._kernel = self._kernel and _peak_rss_reset()
-        self.peak_rss_bytes, self.peak_cuda_bytes = self._rss(), None
+        self.peak_rss_bytes, self.peak_cuda_bytes, self.peak_anon_bytes = self._rss(), None, None
+        self._sample_anon()
         if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
         self._stop = threading.Event(); self._t = threading.Thread(target=self._sample, daemon=True); self._t.start()
         Measure._active.append(self)
@@ -650,12 +672,44 @@ class Measure:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._t0
         self._stop.set(); self._t.join()
-        self._raise_to(self._rss(), None); self._raise_to(*self._marks())
+        self._raise_to(self._rss(), None); self._raise_to(*self._marks()); self._sample_anon()
         Measure._active.remove(self)
-        for outer in Measure._active: outer._raise_to(self.peak_rss_bytes, self.peak_cuda_bytes)
+        for outer in Measure._active:
+            outer._raise_to(self.peak_rss_bytes, self.peak_cuda_bytes)
+            if self.peak_anon_bytes: outer.peak_anon_bytes = max(outer.peak_anon_bytes or 0, self.peak_anon_bytes)
         return False
     def to_dict(self) -> dict:
-        return dict(seconds=round(self.seconds, 3), peak_rss_bytes=self.peak_rss_bytes, peak_cuda_bytes=self.peak_cuda_bytes)
+        return dict(seconds=round(self.seconds, 3), peak_rss_bytes=self.peak_rss_bytes, peak_anon_bytes=self.peak_anon_bytes,
+                    peak_cuda_bytes=self.peak_cuda_bytes)
+
+class HostMemoryGuard:
+    """Stop what runs inside once this process's unreclaimable resident memory (`resident_unreclaimable`) passes
+    `limit_gib`: a watchdog thread interrupts the main thread, and the interrupt comes out as a `HostMemoryError` that
+    names `what` and ends with `advice`. A machine without swap (a Colab runtime) kills the whole process without a
+    word at its limit; this stops first, with one. No limit, or no Linux `/proc`: it does nothing."""
+    def __init__(self, limit_gib: Optional[float], what: str = 'the run', advice: str = '', interval: float = 0.05):
+        self.limit = None if limit_gib is None else int(limit_gib * 2**30)
+        self.what, self.advice, self.interval = what, advice, interval
+    def _watch(self):
+        import _thread
+        while not self._stop.wait(self.interval):
+            if (r := resident_unreclaimable() or 0) > self.limit:
+                self.tripped = r; _thread.interrupt_main(); return
+    def __enter__(self):
+        import threading
+        self.tripped, self._t = None, None
+        if self.limit is not None and resident_unreclaimable() is not None:
+            self._stop = threading.Event(); self._t = threading.Thread(target=self._watch, daemon=True); self._t.start()
+        return self
+    def __exit__(self, et, e, tb):
+        if self._t is not None: self._stop.set(); self._t.join()
+        if self.tripped is None: return False
+        if et is None:      # the block ended before the interrupt reached it: take the interrupt here
+            try: time.sleep(0.05)
+            except KeyboardInterrupt: pass
+        elif not issubclass(et, KeyboardInterrupt): return False
+        raise HostMemoryError(f"{self.what}: resident memory reached {self.tripped / 2**30:.2f} GiB, over the host memory "
+                              f"limit of {self.limit / 2**30:g} GiB (model.host_memory_gib)" + (f": {self.advice}" if self.advice else '')) from None
 
 def dir_size_bytes(path) -> int:
     "Total size of the files under `path` (or of the file itself)."

@@ -206,7 +206,9 @@ def load_model(name: str, dtype: str = 'auto', device: str = 'auto', revision: O
         model, tok = load_gptq_dequantized(src.ref, torch_dtype, str(dev))
         check_finite(model, src.ref, torch_dtype)
         return model, tok
-    try: model = AutoModelForCausalLM.from_pretrained(src.ref, config=cfg, dtype=torch_dtype, **_kw(src, revision, trust_remote_code))
+    # a GPU model is read from the files straight onto the GPU, never whole in host memory (a GGUF is dequantized first)
+    onto = dict(device_map=str(dev)) if dev.type == 'cuda' and src.kind != 'gguf' else {}
+    try: model = AutoModelForCausalLM.from_pretrained(src.ref, config=cfg, dtype=torch_dtype, **onto, **_kw(src, revision, trust_remote_code))
     except _READ_ERRORS as e: raise _load_error(src, e) from None
     if src.kind == 'gguf': model = _as_plain_model(model)
     check_finite(model, str(Path(src.ref)/src.gguf_file) if src.gguf_file else src.ref, torch_dtype)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Union
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
-                                 markdown_table, read_result, write_result, limit_gpu_memory)
+                                 markdown_table, read_result, write_result, limit_gpu_memory, HostMemoryGuard)
 from .models import load_from_config, model_size_bytes
 from .perplexity import perplexity
 from .runs import Run, check_sequence_lengths, check_outputs
@@ -19,8 +19,9 @@ from .gguf import run_gguf
 from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock', 'record_resources',
-           'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
+__all__ = ['STAGE_RUNNERS', 'HOST_MEMORY_ADVICE', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock',
+           'record_resources', 'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size',
+           'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
 def run_baseline(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
@@ -50,6 +51,14 @@ def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> 
     return _run(run, command)
 
 STAGE_RUNNERS = {'baseline': run_baseline, 'quantize': run_quantize, 'gguf': run_gguf, 'benchmark': run_benchmark, 'publish': run_publish}
+
+# what to change when a stage passes model.host_memory_gib
+HOST_MEMORY_ADVICE = {
+    'baseline': 'load the model on a GPU (model.device cuda), or use a runtime with more memory',
+    'quantize': 'use quant.method gptq (our engine holds one block at a time), fewer calib.n_samples, or a runtime with more memory',
+    'gguf': 'convert on a runtime with more memory, or from a smaller model; the converter and llama.cpp read the weights from disk',
+    'benchmark': 'score fewer bench.variants per run, or a smaller bench.batch_size',
+    'publish': 'use a runtime with more memory'}
 
 def check_folders(run: Union[Run, RunConfig]) -> None:
     "Refuse a results or output folder of the run that cannot be one: a path through a file."
@@ -105,12 +114,15 @@ def record_resources(results_dir, stage: str, m: Measure, command: Optional[str]
     if not isinstance(table, dict): table = {}
     table[stage] = dict(m.to_dict(), finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), command=command or ' '.join(sys.argv))
     atomic_write_json(path, table)
-    rows = [dict(stage=s, seconds=round(e['seconds']), peak_RSS_GiB=round(e['peak_rss_bytes'] / 2**30, 2),
-                 peak_GPU_GiB=round(e['peak_cuda_bytes'] / 2**30, 2) if e.get('peak_cuda_bytes') else None,
+    gib = lambda b: round(b / 2**30, 2) if b else None
+    rows = [dict(stage=s, seconds=round(e['seconds']), peak_RSS_GiB=gib(e['peak_rss_bytes']),
+                 peak_unreclaimable_GiB=gib(e.get('peak_anon_bytes')), peak_GPU_GiB=gib(e.get('peak_cuda_bytes')),
                  finished_at=e['finished_at']) for s, e in table.items()]
     atomic_write_text(Path(results_dir)/'resources.md', "# Time and peak memory per stage\n\nPeak RSS is the process's "
-                      "high-water mark during the stage (the kernel's, reset when the stage starts); each row is the last "
-                      "run of that stage.\n\n" + markdown_table(rows))
+                      "high-water mark during the stage (the kernel's, reset when the stage starts); it counts pages of "
+                      "memory-mapped model files, which the kernel can drop and read again. Peak unreclaimable is the part "
+                      "no file backs (anonymous and shared memory, sampled every 50 ms): what a machine without swap runs "
+                      "out of. Each row is the last run of that stage.\n\n" + markdown_table(rows))
     return table
 
 def init_data_parallel() -> Optional[tuple]:
@@ -167,11 +179,13 @@ def _run_stages(lay: Run, command: Optional[str], resume: bool, signal: _Quantiz
                 print(f"[{i}/{len(cfg.stages)}] {stage}: finished earlier, skipped", flush=True)
                 records[stage] = {**done, 'skipped': True}; continue
             print(f"[{i}/{len(cfg.stages)}] {stage}: running", flush=True)
-            with Measure() as m: records[stage] = STAGE_RUNNERS[stage](lay, command)
+            with Measure() as m, HostMemoryGuard(cfg.model.host_memory_gib, f'the {stage} stage', HOST_MEMORY_ADVICE[stage]):
+                records[stage] = STAGE_RUNNERS[stage](lay, command)
             gc.collect()        # the stage's models, where a reference cycle holds them, before the next stage loads its own
             if torch.cuda.is_available(): torch.cuda.empty_cache()
             record_resources(lay.results, stage, m, command)
             print(f"[{i}/{len(cfg.stages)}] {stage}: done in {m.seconds:.0f} s, peak memory {m.peak_rss_bytes / 2**30:.2f} GiB RSS"
+                  + (f" ({m.peak_anon_bytes / 2**30:.2f} GiB unreclaimable)" if m.peak_anon_bytes else '')
                   + (f", {m.peak_cuda_bytes / 2**30:.2f} GiB on the GPU" if m.peak_cuda_bytes else ''), flush=True)
         if any(s in cfg.stages for s in ('baseline', 'quantize', 'gguf', 'benchmark')): summarize(lay)
     return records

@@ -75,7 +75,7 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
     job = QuantizeJob(qc, fp, tok, calib, cfg.model.device, cfg.calib.batch_size,
                       real_dir=lay.quantized_dir('real') if packable and ('real' in modes or 'real' in positions) else None,
                       keep_transformed='transformed' in modes or 'transformed' in positions, source_dir=lay.original_checkpoint,
-                      work_dir=lay.outputs)
+                      work_dir=lay.outputs, keep_fake='fake' in modes or 'fake_quant' in positions)
     if (dp := data_parallel()) is not None and dp[0] != 0:     # a helper rank: its share of the calibration, nothing written
         lay.method.quantize(dataclasses.replace(job, real_dir=None, keep_transformed=False))
         return {}

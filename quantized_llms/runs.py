@@ -148,7 +148,8 @@ class Run:
         now = self.cfg.to_dict()
         try: then = RunConfig.from_dict(rec.get('config', {})).to_dict()   # settings added since take their defaults
         except ConfigError: return None
-        for d in (now, then): d['model'].pop('gpu_memory_gib', None)        # a memory cap changes no result
+        for d in (now, then):                                               # a memory cap changes no result
+            for k in ('gpu_memory_gib', 'host_memory_gib'): d['model'].pop(k, None)
         if any(_pick(then, k) != _pick(now, k) for k in stage_inputs(self.cfg, stage)): return None
         if self.damaged_output(rec): return None
         for up in upstream(self.cfg, stage):

@@ -107,7 +107,8 @@ class GPTQModelAdapter(Algorithm):
                         model.save(str(tmp))
                     finally: _release_gptqmodel(model); del model      # a failed run frees its model too
                 store_16bit(tmp, storage_dtype(job.model))   # its unquantized tensors in 16 bits, as on a GPU
-            fake, _ = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)
+            # a second whole copy of the model in host memory: made only when asked for
+            fake = load_gptq_dequantized(out, dtype=next(job.model.parameters()).dtype)[0] if job.keep_fake else None
         finally:
             if scratch is not None: shutil.rmtree(scratch, ignore_errors=True)
             _release_gptqmodel()
