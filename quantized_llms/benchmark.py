@@ -18,11 +18,12 @@ from .core import file_sha256, resolve_device
 from .models import load_tokenizer
 from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
+from .timing import quick_speed, TorchRunner, LlamaCppRunner
 from .runs import Run, Variant, Original, Quantized, GGUF
 from .tasks import TASK_DISPLAY_NAMES, check_tasks, local_task_dir, task_manager
 
 # %% auto #0
-__all__ = ['LlamaCppLM', 'hf_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'document_scores',
+__all__ = ['LlamaCppLM', 'variant_speed', 'quantized_loader', 'check_benchmark', 'open_variant', 'result_rows', 'document_scores',
            'evaluate_variant', 'tasks_table', 'paired_difference', 'paired_rows', 'paired_table', 'stage_perplexity',
            'plot_benchmark', 'variant_key', 'run_benchmark', 'benchmark_markdown']
 
@@ -99,21 +100,13 @@ class LlamaCppLM(TemplateLM):
         return out
 
 # %% ../nbs/03_benchmark.ipynb #2db66d36
-@torch.no_grad()
-def hf_speed(model, n_prompt: int = 256, n_gen: int = 32, seed: int = 0) -> dict:
-    "Prompt-processing and generation tokens/s of a transformers causal LM on random tokens."
-    dev = next(model.parameters()).device
-    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, model.config.vocab_size, (1, n_prompt), generator=g).to(dev)
-    sync(); t0 = time.perf_counter(); out = model(ids, use_cache=True); sync(); pp = time.perf_counter() - t0
-    past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-    t0 = time.perf_counter()
-    for _ in range(n_gen):
-        out = model(nxt, past_key_values=past, use_cache=True)
-        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-    sync(); tg = time.perf_counter() - t0
-    return dict(prompt_tokens_per_s=round(n_prompt / pp, 1), gen_tokens_per_s=round(n_gen / tg, 1), n_prompt=n_prompt, n_gen=n_gen)
+def variant_speed(v: Variant, speed_model, n_gen: int = 32) -> dict:
+    "Warm prompt and decode tokens/s at batch 1 of a variant as it was loaded for scoring (a GGUF file through llama.cpp)."
+    if isinstance(v, GGUF):
+        r = LlamaCppRunner(v.path(), n_ctx=512)
+        try: return dict(quick_speed(r, n_gen=n_gen), kernel=r.kernel())
+        finally: r.close()
+    return quick_speed(TorchRunner(speed_model), n_gen=n_gen)
 
 # %% ../nbs/03_benchmark.ipynb #d7450e2b
 def quantized_loader(b: BenchConfig, dev: torch.device) -> str:
@@ -351,12 +344,12 @@ def run_benchmark(run: Union[Run, RunConfig], command: Optional[str] = None) -> 
                 variants.append(dict(old['entry'], perplexity=entry['perplexity'], path=str(path)))
                 tqdm.write(f'{v.label}: scored by an earlier run on the same files and settings, kept'); continue
             with Measure() as load: lm, speed_model, notes = open_variant(v, cfg)
-            speed = speed_model.speed() if isinstance(v, GGUF) else hf_speed(speed_model)
+            speed = variant_speed(v, speed_model)
             if isinstance(v, Quantized) and is_gptq_checkpoint(path) and quantized_loader(b, resolve_device(cfg.model.device)) == 'dequantized':
                 with contextlib.suppress(Exception):   # the kernel's speed, where it loads (eager: recompiling costs more)
                     import torch._dynamo
                     k = v.load('kernel')
-                    with torch._dynamo.config.patch(disable=True): speed = dict(hf_speed(k, n_gen=8), kernel='GPTQModel torch')
+                    with torch._dynamo.config.patch(disable=True): speed = dict(variant_speed(v, k, n_gen=8), kernel='GPTQModel torch')
                     del k
             with Measure() as ev: out = evaluate_variant(lm, b, yaml_dir)
             entry.update(out, notes=notes, path=str(path), efficiency=dict(size_bytes=dir_size_bytes(path), load_seconds=round(load.seconds, 2),
@@ -404,7 +397,10 @@ def benchmark_markdown(record: dict) -> str:
     if any(r.get('computed') for v in record['variants'] for r in v.get('rows') or []):
         notes += ("\n> Group rows marked * are the size-weighted mean of their subtasks with pooled standard error "
                   "(lm-eval's own aggregation, computed here because lm-eval leaves these groups without a metric).\n")
-    if any('kernel' in (v.get('efficiency') or {}) for v in record['variants']):
+    if eff and 'repeats' in next(v['efficiency'] for v in record['variants'] if v.get('efficiency')):
+        notes += ("\n> Speeds are warm, at batch 1: the median of 3 timed runs after a warm-up (`quantized-llms speed` times more "
+                  "batch sizes, with bandwidth shares).\n")
+    if any(str((v.get('efficiency') or {}).get('kernel', '')).startswith('GPTQModel') for v in record['variants']):
         notes += "\n> GPTQ speed is GPTQModel's kernel (torch backend, eager) on this device.\n"
     errors = ''.join(f"\n> **{v['label']} failed**: {v['error']}\n" for v in record['variants'] if v.get('error'))
     return (head + table + f"\n## Perplexity ({record['eval_dataset']}, from the stages' own runs)\n\n" + markdown_table(ppl)

@@ -16,6 +16,7 @@ from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
+from .timing import quick_speed, LlamaCppRunner
 from .runs import Run, mark_outputs
 
 # %% auto #0
@@ -113,7 +114,8 @@ def gguf_markdown(record: dict, label: str) -> str:
     return (f"# {label}: GGUF\n\nSame {record['windows']} windows of {record['seq_len']} tokens of {record['eval_dataset']} "
             f"({cmp['reference']['n_tokens']} scored tokens) for every row; KL divergence and top-1 agreement are against the "
             f"original's next-token distributions. Speeds are llama.cpp on the machine named below, "
-            f"{sp['n_prompt']}-token prompt and {sp['n_gen']} generated tokens."
+            f"{sp['n_prompt']}-token prompt and {sp['n_gen']} generated tokens at batch 1"
+            + (f", warm: the median of {sp['repeats']} runs after {sp['warmup']} warm-up" if 'repeats' in sp else '') + "."
             + ('' if record['tokenizers_agree'] else "\n\n**The GGUF tokenizer does not agree with the original's**: all rows use the original's tokens.")
             + (f"\n\nQuantized with an importance matrix from {im['calib']['n_samples']} x {im['calib']['seq_len']} tokens "
                f"of {im['calib']['name']} ({im['entries']} tensors, `{Path(im['path']).name}`, llama-imatrix's format)."
@@ -177,9 +179,9 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     del ref
     speed = {}
     for k, p in files.items():     # llama.cpp's default batch of 512, as llama-bench measures
-        m = GGUFCausalLM(p, n_ctx=e.seq_len, logits_all=False)
-        try: speed[k] = m.speed()
-        finally: m.llm.close()
+        r = LlamaCppRunner(p, n_ctx=512)
+        try: speed[k] = dict(quick_speed(r), kernel=r.kernel())
+        finally: r.close()
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, eval_dataset=e.path or e.name,
                   windows=len(windows), seq_len=e.seq_len, tokenizers_agree=agree, convert_seconds=convert_s,
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},

@@ -247,13 +247,4 @@ class GGUFCausalLM:
     def _last_logits(self) -> np.ndarray:
         return np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
     def tokenize(self, text: str) -> list: return self.llm.tokenize(text.encode('utf-8'), add_bos=False, special=False)
-    def speed(self, n_prompt: int = 256, n_gen: int = 32, seed: int = 0) -> dict:
-        "Prompt-processing and generation tokens/s on random tokens (as llama-bench does)."
-        n_prompt = min(n_prompt, self.n_ctx - n_gen)  # both must fit in the context
-        g = torch.Generator().manual_seed(seed)
-        prompt = torch.randint(0, self.llm.n_vocab(), (n_prompt,), generator=g).tolist()
-        self.llm.reset(); t0 = time.perf_counter(); self.llm.eval(prompt); pp = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(n_gen): self.llm.eval([int(np.argmax(self._last_logits()))])
-        tg = time.perf_counter() - t0
-        return dict(prompt_tokens_per_s=round(n_prompt / pp, 1), gen_tokens_per_s=round(n_gen / tg, 1), n_prompt=n_prompt, n_gen=n_gen)
+

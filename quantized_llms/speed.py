@@ -4,188 +4,20 @@
 
 # %% ../nbs/03b_speed.ipynb #8f1343fe
 from __future__ import annotations
-import contextlib, gc, io, json, os, statistics, time, warnings
+import contextlib, gc, json, warnings
 from dataclasses import dataclass, field, asdict
 from typing import Callable, Optional, Union
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import (RunConfig, ConfigError, atomic_write_json, atomic_write_text, markdown_table, machine_info,
                                  resolve_device, run_metadata)
 from .gptq_format import is_gptq_checkpoint, load_gptq
 from .runs import Run, Variant, Quantized, GGUF
+from .timing import (time_repeats, rate_summary, memory_bandwidth, decode_bytes, gguf_decode_bytes, TorchRunner,
+                                   LlamaCppRunner)
 
 # %% auto #0
-__all__ = ['time_repeats', 'rate_summary', 'memory_bandwidth', 'decode_bytes', 'gguf_decode_bytes', 'TorchRunner',
-           'physical_cores', 'LlamaCppRunner', 'SpeedSettings', 'measure_runner', 'torch_kernel', 'speed_rows',
-           'speed_markdown', 'run_speed']
-
-# %% ../nbs/03b_speed.ipynb #dece6305
-def time_repeats(fn: Callable, warmup: int = 1, repeats: int = 5, sync: Callable = lambda: None) -> list:
-    "Seconds of each of `repeats` calls of `fn`, after `warmup` untimed calls."
-    for _ in range(warmup): fn()
-    out = []
-    for _ in range(repeats):
-        sync(); t0 = time.perf_counter(); fn(); sync(); out.append(time.perf_counter() - t0)
-    return out
-
-def rate_summary(seconds: list, tokens: int) -> dict:
-    "Tokens per second over repeated runs: median, min, max, interquartile range and relative spread."
-    rates = sorted(tokens / s for s in seconds)
-    med = statistics.median(rates)
-    q1, q3 = np.quantile(rates, [0.25, 0.75])
-    return dict(tokens_per_s=round(med, 2), min=round(rates[0], 2), max=round(rates[-1], 2), iqr=round(float(q3 - q1), 2),
-                spread=round((rates[-1] - rates[0]) / med, 4), repeats=len(rates), tokens=tokens)
-
-# %% ../nbs/03b_speed.ipynb #f61488ff
-def memory_bandwidth(device: Union[str, torch.device] = 'cpu', nbytes: int = 1 << 30, repeats: int = 5) -> float:
-    "Bytes per second a copy of `nbytes` moves on `device` (read + written): the best of `repeats`, as STREAM reports."
-    dev = torch.device(device)
-    a = torch.ones(nbytes // 4, dtype=torch.float32, device=dev); b = torch.empty_like(a)
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
-    secs = time_repeats(lambda: b.copy_(a), warmup=2, repeats=repeats, sync=sync)
-    return 2 * nbytes / min(secs)
-
-# %% ../nbs/03b_speed.ipynb #6f5e75d7
-def _kv_bytes(cfg, mean_ctx: float, elem: int = 2, batch: int = 1) -> int:
-    "Key/value cache bytes read at `mean_ctx` positions (GQA/MQA: the key/value heads only)."
-    tc = getattr(cfg, 'get_text_config', lambda: cfg)()
-    layers = getattr(tc, 'num_hidden_layers', None) or getattr(tc, 'n_layer')
-    heads = getattr(tc, 'num_attention_heads', None) or getattr(tc, 'n_head')
-    hidden = getattr(tc, 'hidden_size', None) or getattr(tc, 'n_embd')
-    kv = getattr(tc, 'num_key_value_heads', None) or (1 if getattr(tc, 'multi_query', False) else heads)
-    head_dim = getattr(tc, 'head_dim', None) or hidden // heads
-    return int(2 * layers * kv * head_dim * mean_ctx * elem * batch)
-
-def decode_bytes(model, mean_ctx: float = 0.0) -> int:
-    "Bytes one decode step at batch 1 reads: weights used in matrix products, plus the KV cache at `mean_ctx`."
-    out_emb = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
-    tied = {id(out_emb.weight)} if out_emb is not None else set()
-    lookups = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)} - tied
-    seen, n = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if id(t) in seen or id(t) in lookups: continue
-        seen.add(id(t)); n += t.numel() * t.element_size()
-    fp = next((p for p in model.parameters() if p.is_floating_point()), None)
-    return n + _kv_bytes(model.config, mean_ctx, 2 if fp is None or fp.element_size() <= 2 else fp.element_size())
-
-def gguf_decode_bytes(path, mean_ctx: float = 0.0) -> int:
-    "The same for a GGUF file: its tensors' bytes, less the token-embedding lookup when an output head exists."
-    from gguf import GGUFReader
-    r = GGUFReader(str(path))
-    names = {t.name: int(t.n_bytes) for t in r.tensors}
-    n = sum(b for k, b in names.items() if not (k == 'token_embd.weight' and 'output.weight' in names) and k != 'position_embd.weight')
-    arch = bytes(r.fields['general.architecture'].parts[-1]).decode()
-    f = lambda k: int(r.fields[f'{arch}.{k}'].parts[-1][0]) if f'{arch}.{k}' in r.fields else None
-    heads, embd = f('attention.head_count'), f('embedding_length')
-    kvh = f('attention.head_count_kv') or heads
-    head_dim = f('attention.key_length') or embd // heads
-    return int(n + 2 * f('block_count') * kvh * head_dim * mean_ctx * 2)    # llama.cpp's cache: float16
-
-# %% ../nbs/03b_speed.ipynb #99d8a8e1
-def _sync(dev: torch.device) -> Callable:
-    return (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
-
-def _model_device(model) -> torch.device:
-    return next(t for t in list(model.parameters()) + list(model.buffers())).device
-
-class TorchRunner:
-    "Prompt processing and greedy decode of a transformers causal LM; decode replays a CUDA graph where it can."
-    def __init__(self, model, cuda_graphs: bool = True, seed: int = 0):
-        self.model, self.dev, self.seed = model.eval(), _model_device(model), seed
-        self.graphs = cuda_graphs and self.dev.type == 'cuda'
-        self.mode = None
-    def _ids(self, batch: int, n: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed)
-        return torch.randint(0, self.model.config.get_text_config().vocab_size, (batch, n), generator=g).to(self.dev)
-    def prompt(self, batch: int, n_prompt: int) -> Callable:
-        "A call that processes `batch` prompts of `n_prompt` random tokens (no cache; the last position's logits only)."
-        ids = self._ids(batch, n_prompt)
-        @torch.no_grad()
-        def run(): self.model(ids, use_cache=False, logits_to_keep=1)
-        return run
-    def decode(self, batch: int, n_gen: int) -> Callable:
-        "A call that decodes `n_gen` greedy tokens for `batch` sequences from an empty static cache."
-        from transformers import StaticCache
-        model, dev = self.model, self.dev
-        cache = StaticCache(config=model.config, max_cache_len=n_gen + 1)
-        ids = self._ids(batch, 1)
-        @torch.no_grad()
-        def step():
-            logits = model(ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-            ids.copy_(logits[:, -1:].argmax(-1))
-        step(); cache.reset()                   # the cache's buffers exist from here on, at fixed addresses
-        if self.graphs:
-            try:
-                s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
-                with torch.cuda.stream(s):
-                    for _ in range(3): step()
-                torch.cuda.current_stream(dev).wait_stream(s); cache.reset()
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph): step()
-                cache.reset(); self.mode = 'CUDA graph'
-                def run():
-                    cache.reset()
-                    for _ in range(n_gen): graph.replay()
-                return run
-            except Exception as e:      # a kernel that cannot be captured: time the eager loop, and say so
-                warnings.warn(f'decode not captured as a CUDA graph ({type(e).__name__}: {e}); timing the eager loop')
-                torch.cuda.synchronize(dev); cache.reset()
-        self.mode = 'eager'
-        def run():
-            cache.reset()
-            for _ in range(n_gen): step()
-        return run
-
-# %% ../nbs/03b_speed.ipynb #e7fa87cd
-def physical_cores() -> int:
-    "Physical cores (llama.cpp's default thread count is one per core)."
-    with contextlib.suppress(Exception):
-        import psutil
-        if (n := psutil.cpu_count(logical=False)): return n
-    return os.cpu_count() or 1
-
-class LlamaCppRunner:
-    "Prompt processing and decode of a GGUF file through llama.cpp's batch API, `n_seq` sequences at a time."
-    def __init__(self, path, n_seq: int = 1, n_ctx: int = 1024, n_threads: int = 0, seed: int = 0):
-        import llama_cpp
-        from llama_cpp import _internals as internals
-        self.n_seq, self.n_ctx, self.seed = n_seq, n_ctx, seed
-        self.threads = n_threads or physical_cores()
-        with contextlib.redirect_stderr(io.StringIO()):
-            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=512, n_threads=self.threads,
-                                       n_threads_batch=self.threads, logits_all=False, verbose=False)
-            p = self.llm.context_params
-            p.n_seq_max, p.n_ctx, p.n_batch = n_seq, n_ctx * n_seq, max(n_ctx, n_seq)
-            self.ctx = internals.LlamaContext(model=self.llm._model, params=p, verbose=False)
-        self.batch = internals.LlamaBatch(n_tokens=max(n_ctx, n_seq), embd=0, n_seq_max=n_seq, verbose=False)
-        self.vocab = self.llm.n_vocab()
-        self.system = llama_cpp.llama_print_system_info().decode(errors='ignore')
-    def close(self):
-        self.batch.close(); self.ctx.close(); self.llm.close()
-    def _tokens(self, n: int) -> list:
-        return torch.randint(0, self.vocab, (n,), generator=torch.Generator().manual_seed(self.seed)).tolist()
-    def prompt(self, batch: int, n_prompt: int) -> Callable:
-        toks = self._tokens(n_prompt)
-        def run():
-            self.ctx.kv_cache_clear()
-            for s in range(batch):
-                self.batch.reset(); self.batch.add_sequence(toks, s, logits_all=False); self.ctx.decode(self.batch)
-        return run
-    def decode(self, batch: int, n_gen: int) -> Callable:
-        toks, b = self._tokens(batch), self.batch.batch
-        def run():
-            self.ctx.kv_cache_clear()
-            for pos in range(n_gen):
-                for j in range(batch):
-                    b.token[j], b.pos[j], b.n_seq_id[j], b.seq_id[j][0], b.logits[j] = toks[j], pos, 1, j, True
-                b.n_tokens = batch
-                self.ctx.decode(self.batch)
-        return run
-    def kernel(self) -> str:
-        isa = [f.split('=')[0].split(':')[-1].strip() for f in self.system.split('|') if f.strip().endswith('= 1')]
-        isa = [f for f in isa if f.startswith(('AVX', 'AMX', 'NEON', 'SVE', 'ARM', 'FMA'))]
-        return f"llama.cpp CPU, {self.threads} threads ({' '.join(isa)})"
+__all__ = ['SpeedSettings', 'measure_runner', 'torch_kernel', 'speed_rows', 'speed_markdown', 'run_speed']
 
 # %% ../nbs/03b_speed.ipynb #81cd1672
 @dataclass
@@ -259,7 +91,7 @@ def speed_rows(run: Union[Run, RunConfig], s: SpeedSettings) -> tuple:
             kernel = runner.kernel() if isinstance(runner, LlamaCppRunner) else torch_kernel(runner.model)
             if str(dev) not in bandwidths: bandwidths[str(dev)] = memory_bandwidth(dev)
             where = gpu if dev.type == 'cuda' else cpu
-            for r in measure_runner(runner, s, nbytes, bandwidths[str(dev)], _sync(dev), desc=base['label']):
+            for r in measure_runner(runner, s, nbytes, bandwidths[str(dev)], runner.sync, desc=base['label']):
                 rows.append(dict(base, kernel=kernel, device=where, backend=backend, **r))
         except Exception as e:
             rows.append(dict(base, backend=backend, error=f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'))
