@@ -26,8 +26,9 @@ import torch, yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-def build_checkpoint(shape: str, out: Path, tokenizer: str, n_layers=None, device='cpu') -> dict:
-    "Save `shape` with random float16 weights (made on `device`: fast on a GPU) and `tokenizer`'s files in `out`."
+def build_checkpoint(shape: str, out: Path, tokenizer: str, n_layers=None, device='cpu', tokenizer_vocab: bool = False) -> dict:
+    """Save `shape` with random float16 weights (made on `device`: fast on a GPU) and `tokenizer`'s files in `out`; with
+    `tokenizer_vocab`, the shape's vocabulary is the tokenizer's size (a shape whose own tokenizer cannot be had offline)."""
     from transformers import AutoConfig, AutoModelForCausalLM
     from gptq_speed import SHAPES
     from engine_speed import EXTRA_SHAPES
@@ -35,6 +36,7 @@ def build_checkpoint(shape: str, out: Path, tokenizer: str, n_layers=None, devic
     kw = dict({**SHAPES, **EXTRA_SHAPES}[shape]); mt = kw.pop('model_type')
     if n_layers: kw['n_layer' if mt == 'gpt_bigcode' else 'num_hidden_layers'] = n_layers
     tok = load_tokenizer(tokenizer)
+    if tokenizer_vocab: kw['vocab_size'] = len(tok)
     if len(tok) != kw['vocab_size']:
         raise SystemExit(f"error: tokenizer {tokenizer} has {len(tok)} tokens, the {shape} shape {kw['vocab_size']}: pick one of that size")
     torch.manual_seed(0)
@@ -43,13 +45,15 @@ def build_checkpoint(shape: str, out: Path, tokenizer: str, n_layers=None, devic
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(mt, **kw), dtype=torch.float16)
     save_checkpoint(model.cpu() if device != 'cpu' else model, tok, out, overwrite=True)
     n = model.num_parameters(); del model
-    return dict(shape=shape, model_type=mt, n_params=n, n_layers=kw.get('n_layer', kw.get('num_hidden_layers')),
+    return dict(shape=shape, model_type=mt, n_params=n, n_layers=kw.get('n_layer', kw.get('num_hidden_layers')), vocab_size=kw['vocab_size'],
                 tokenizer=tokenizer, build_seconds=round(time.perf_counter() - t0, 1))
 
-def run_config(ckpt: Path, work: Path, max_windows: int) -> dict:
+STAGES = ['baseline', 'quantize', 'gguf', 'benchmark', 'publish']
+
+def run_config(ckpt: Path, work: Path, max_windows: int, stages=STAGES) -> dict:
     "The main job's stages and settings on the shape checkpoint, with small evaluation and task limits."
     return dict(
-        stages=['baseline', 'quantize', 'gguf', 'benchmark', 'publish'],
+        stages=list(stages),
         model=dict(name=str(ckpt), dtype='auto', device='auto'),
         calib=dict(name='offline-code', n_samples=128, seq_len=512, seed=42),
         eval=dict(name='offline-code', split='test', seq_len=2048, batch_size=1, max_windows=max_windows,
@@ -114,14 +118,20 @@ def main():
     ap.add_argument('--out', required=True)
     ap.add_argument('--stem', default='pipeline_gpu', help='name of the result files under --out')
     ap.add_argument('--cgroup', type=float, metavar='GIB', help='run the stages inside a memory cgroup of this many GiB')
+    ap.add_argument('--stages', default=','.join(STAGES), help='comma-separated stages (default: all five)')
+    ap.add_argument('--tokenizer-vocab', action='store_true',
+                    help="give the shape the tokenizer's vocabulary size (codellama-7b's 32,016 with SmolLM2's 49,152-token tokenizer)")
     args = ap.parse_args()
+    wanted = [x for x in args.stages.split(',') if x]
+    if not wanted or set(wanted) - set(STAGES): ap.error(f"--stages takes {', '.join(STAGES)}, got {args.stages}")
     from quantized_llms.core import atomic_write_json, atomic_write_text, markdown_table, run_metadata
     work = Path(args.work or tempfile.mkdtemp(prefix='pipeline_gpu-'))
     ckpt = work/f'{args.shape}-shape'
-    built = build_checkpoint(args.shape, ckpt, args.tokenizer, args.layers, 'cuda' if torch.cuda.is_available() else 'cpu')
+    built = build_checkpoint(args.shape, ckpt, args.tokenizer, args.layers, 'cuda' if torch.cuda.is_available() else 'cpu',
+                             args.tokenizer_vocab)
     print('built:', built, flush=True)
     cfg = work/'config.yaml'
-    cfg.write_text(yaml.safe_dump(run_config(ckpt, work, args.max_windows), sort_keys=False))
+    cfg.write_text(yaml.safe_dump(run_config(ckpt, work, args.max_windows, wanted), sort_keys=False))
     argv = ['run', str(cfg), '--no-resume', *(['--profile', args.profile] if args.profile else []),
             *[x for s in args.set for x in ('--set', s)]]
     cg = make_memory_cgroup(args.cgroup) if args.cgroup else None      # the stages alone are held to it, not the build
@@ -148,7 +158,7 @@ def main():
                meta=run_metadata('python benchmarks/pipeline_gpu.py ' + ' '.join(sys.argv[1:])))
     atomic_write_json(out/f'{args.stem}.json', rec)
     rows = [dict(stage=s, **v) for s, v in stages.items()]
-    fits = cap and all((v['peak_GPU_GiB'] or 0) <= cap for v in stages.values()) and rc == 0 and len(stages) == 5
+    fits = cap and all((v['peak_GPU_GiB'] or 0) <= cap for v in stages.values()) and rc == 0 and set(wanted) <= set(table)
     limits = []
     if cg and cg['enforced']:
         limits.append(f"The stages ran inside a memory cgroup of {cg['limit_gib']:g} GiB ("
@@ -157,7 +167,9 @@ def main():
     elif cg: limits.append(f"A memory cgroup of {cg['limit_gib']:g} GiB could not be made ({cg['why']}): host memory was not enforced.")
     if host: limits.append(f"Each stage was stopped by quantized_llms if its unreclaimable memory passed {host:g} GiB "
                            f"(model.host_memory_gib).")
-    md = (f"# Every stage on {args.shape}'s shape ({built['n_params'] / 1e9:.2f} B parameters, random float16 weights)\n\n"
+    what = 'Every stage' if set(wanted) == set(STAGES) else 'The ' + ', '.join(wanted) + ' stages'
+    md = (f"# {what} on {args.shape}'s shape ({built['n_params'] / 1e9:.2f} B parameters, random float16 weights"
+          + (f", vocabulary of {built['vocab_size']:,} tokens" if args.tokenizer_vocab else '') + ")\n\n"
           f"Device: {rec['meta']['device']}. Profile: {args.profile or 'none'}"
           + (f" (GPU memory capped at {cap:g} GiB for the whole run)" if cap else '') + f". Exit code {rc}; "
           f"{total:.0f} s in all, after {built['build_seconds']:.0f} s building the checkpoint.\n\n"
