@@ -702,12 +702,13 @@ class HostMemoryGuard:
             self._stop = threading.Event(); self._t = threading.Thread(target=self._watch, daemon=True); self._t.start()
         return self
     def __exit__(self, et, e, tb):
-        if self._t is not None: self._stop.set(); self._t.join()
+        try:
+            if self._t is not None: self._stop.set(); self._t.join()
+            if self.tripped is not None and et is None: time.sleep(0.05)   # an interrupt still on its way lands here
+        except KeyboardInterrupt:
+            if self.tripped is None: raise
         if self.tripped is None: return False
-        if et is None:      # the block ended before the interrupt reached it: take the interrupt here
-            try: time.sleep(0.05)
-            except KeyboardInterrupt: pass
-        elif not issubclass(et, KeyboardInterrupt): return False
+        # whatever the block raised once interrupted (a library may turn the interrupt into its own error), memory is why
         raise HostMemoryError(f"{self.what}: resident memory reached {self.tripped / 2**30:.2f} GiB, over the host memory "
                               f"limit of {self.limit / 2**30:g} GiB (model.host_memory_gib)" + (f": {self.advice}" if self.advice else '')) from None
 
