@@ -4,12 +4,14 @@
 
 # %% ../nbs/05_pipeline.ipynb #f80aed9b
 from __future__ import annotations
-import contextlib, fcntl, gc, json, os, sys, time
+import contextlib, fcntl, gc, json, math, os, sys, time
 from pathlib import Path
 from typing import Optional, Union
 import torch
 from .core import (RunConfig, QuantizedLLMsError, ConfigError, Measure, atomic_write_json, atomic_write_text,
-                                 markdown_table, read_result, write_result, limit_gpu_memory, HostMemoryGuard)
+                                 markdown_table, read_result, write_result, limit_gpu_memory, HostMemoryGuard,
+                                 resolve_device, resolve_dtype)
+from .gptq_format import is_gptq_checkpoint
 from .models import load_from_config, model_size_bytes
 from .perplexity import perplexity
 from .runs import Run, check_sequence_lengths, check_outputs
@@ -19,9 +21,9 @@ from .gguf import run_gguf
 from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'HOST_MEMORY_ADVICE', 'run_baseline', 'run_benchmark', 'check_folders', 'check_run', 'run_lock',
-           'record_resources', 'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size',
-           'summarize']
+__all__ = ['STAGE_RUNNERS', 'HOST_MEMORY_ADVICE', 'run_baseline', 'run_benchmark', 'check_folders', 'safetensors_parameters',
+           'check_memory_limits', 'check_run', 'run_lock', 'record_resources', 'init_data_parallel', 'run',
+           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
 def run_baseline(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
@@ -68,11 +70,39 @@ def check_folders(run: Union[Run, RunConfig]) -> None:
         if p is not None and not p.is_dir():
             raise ConfigError(f"{key}: {p} is a file, not a folder: move it away, or choose another {key}")
 
+def safetensors_parameters(folder) -> Optional[int]:
+    "How many numbers the `.safetensors` files of a checkpoint folder hold, from their headers alone (None: no such files)."
+    files = sorted(Path(folder).glob('*.safetensors'))
+    if not files: return None
+    n = 0
+    for f in files:
+        with open(f, 'rb') as fh: header = json.loads(fh.read(int.from_bytes(fh.read(8), 'little')))
+        for k, t in header.items():
+            if k != '__metadata__': n += math.prod(t['shape'])
+    return n
+
+def check_memory_limits(run: Union[Run, RunConfig]) -> None:
+    """Refuse, before any work, a run whose model's weights alone do not fit the memory its limits allow: on a GPU
+    `model.gpu_memory_gib`, on the CPU `model.host_memory_gib` (a model given as a folder; other sources are left to the
+    stages' own limits)."""
+    lay = Run.of(run); m = lay.cfg.model
+    if lay.source.kind != 'dir' or is_gptq_checkpoint(lay.source.ref): return
+    dev = resolve_device(m.device)
+    limit, key = (m.gpu_memory_gib, 'model.gpu_memory_gib') if dev.type == 'cuda' else (m.host_memory_gib, 'model.host_memory_gib')
+    if limit is None or (n := safetensors_parameters(lay.source.ref)) is None: return
+    dtype = resolve_dtype(m.dtype, dev)
+    need = n * dtype.itemsize
+    if need > limit * 2**30:
+        raise ConfigError(f"{key}: the model's weights alone are {need / 2**30:.2f} GiB in {str(dtype).replace('torch.', '')} on "
+                          f"{dev.type}, over the limit of {limit:g} GiB: use a machine with more memory"
+                          + (", or float16/bfloat16 (model.dtype)" if dtype.itemsize > 2 else ''))
+
 def check_run(run: Union[Run, RunConfig]) -> list:
     "Refuse, before any work, what the stages of a run cannot do; return warnings."
     lay, warnings = Run.of(run), []    # an unknown method or model stops here
     cfg = lay.cfg
     check_folders(lay)
+    check_memory_limits(lay)              # weights that cannot fit the machine's memory at all
     check_outputs(lay)                    # model files another results folder's record describes stay as they are
     check_sequence_lengths(cfg)           # windows the model's context cannot hold, for every stage that uses them
     if 'quantize' in cfg.stages: warnings += check_quantize(lay)
