@@ -696,17 +696,24 @@ class HostMemoryGuard:
             if (r := resident_unreclaimable() or 0) > self.limit:
                 self.tripped = r; _thread.interrupt_main(); return
     def __enter__(self):
-        import threading
-        self.tripped, self._t = None, None
+        import signal, threading
+        self.tripped, self._t, self._old = None, None, None
         if self.limit is not None and resident_unreclaimable() is not None:
+            # a process started with interrupts ignored (a test runner's worker, nohup) would drop the watchdog's interrupt
+            if (threading.current_thread() is threading.main_thread()
+                    and signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None)):
+                self._old = signal.signal(signal.SIGINT, signal.default_int_handler)
             self._stop = threading.Event(); self._t = threading.Thread(target=self._watch, daemon=True); self._t.start()
         return self
     def __exit__(self, et, e, tb):
+        import signal
         try:
             if self._t is not None: self._stop.set(); self._t.join()
             if self.tripped is not None and et is None: time.sleep(0.05)   # an interrupt still on its way lands here
         except KeyboardInterrupt:
             if self.tripped is None: raise
+        finally:
+            if self._old is not None: signal.signal(signal.SIGINT, self._old)
         if self.tripped is None: return False
         # whatever the block raised once interrupted (a library may turn the interrupt into its own error), memory is why
         raise HostMemoryError(f"{self.what}: resident memory reached {self.tripped / 2**30:.2f} GiB, over the host memory "
