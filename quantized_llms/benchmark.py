@@ -18,7 +18,7 @@ from .core import file_sha256, resolve_device
 from .models import load_tokenizer
 from .gptq_format import is_gptq_checkpoint, weights_digest
 from .llamacpp import GGUFCausalLM
-from .timing import quick_speed, TorchRunner, LlamaCppRunner
+from .timing import quick_speed, gguf_quick_speed, TorchRunner
 from .runs import Run, Variant, Original, Quantized, GGUF
 from .tasks import TASK_DISPLAY_NAMES, check_tasks, local_task_dir, task_manager
 
@@ -102,10 +102,7 @@ class LlamaCppLM(TemplateLM):
 # %% ../nbs/03_benchmark.ipynb #2db66d36
 def variant_speed(v: Variant, speed_model, n_gen: int = 32) -> dict:
     "Warm prompt and decode tokens/s at batch 1 of a variant as it was loaded for scoring (a GGUF file through llama.cpp)."
-    if isinstance(v, GGUF):
-        r = LlamaCppRunner(v.path(), n_ctx=512)
-        try: return dict(quick_speed(r, n_gen=n_gen), kernel=r.kernel())
-        finally: r.close()
+    if isinstance(v, GGUF): return gguf_quick_speed(v.path(), n_gen=n_gen)
     return quick_speed(TorchRunner(speed_model), n_gen=n_gen)
 
 # %% ../nbs/03_benchmark.ipynb #d7450e2b

@@ -16,7 +16,7 @@ from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
-from .timing import quick_speed, LlamaCppRunner
+from .timing import gguf_quick_speed
 from .runs import Run, mark_outputs
 
 # %% auto #0
@@ -177,11 +177,7 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     finally:
         for lazy in models.values(): lazy.close()
     del ref
-    speed = {}
-    for k, p in files.items():     # llama.cpp's default batch of 512, as llama-bench measures
-        r = LlamaCppRunner(p, n_ctx=512)
-        try: speed[k] = dict(quick_speed(r), kernel=r.kernel())
-        finally: r.close()
+    speed = {k: gguf_quick_speed(p) for k, p in files.items()}
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, eval_dataset=e.path or e.name,
                   windows=len(windows), seq_len=e.seq_len, tokenizers_agree=agree, convert_seconds=convert_s,
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},

@@ -74,11 +74,10 @@ def safetensors_parameters(folder) -> Optional[int]:
     "How many numbers the `.safetensors` files of a checkpoint folder hold, from their headers alone (None: no such files)."
     files = sorted(Path(folder).glob('*.safetensors'))
     if not files: return None
+    from safetensors import safe_open
     n = 0
     for f in files:
-        with open(f, 'rb') as fh: header = json.loads(fh.read(int.from_bytes(fh.read(8), 'little')))
-        for k, t in header.items():
-            if k != '__metadata__': n += math.prod(t['shape'])
+        with safe_open(str(f), 'pt') as h: n += sum(math.prod(h.get_slice(k).get_shape()) for k in h.keys())
     return n
 
 def check_memory_limits(run: Union[Run, RunConfig]) -> None:

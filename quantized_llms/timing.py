@@ -11,7 +11,7 @@ import torch
 
 # %% auto #0
 __all__ = ['time_repeats', 'rate_summary', 'memory_bandwidth', 'decode_bytes', 'gguf_decode_bytes', 'TorchRunner',
-           'physical_cores', 'LlamaCppRunner', 'quick_speed']
+           'physical_cores', 'LlamaCppRunner', 'quick_speed', 'gguf_quick_speed']
 
 # %% ../nbs/00g_timing.ipynb #dece6305
 def time_repeats(fn: Callable, warmup: int = 1, repeats: int = 5, sync: Callable = lambda: None) -> list:
@@ -188,3 +188,9 @@ def quick_speed(runner, n_prompt: int = 256, n_gen: int = 32, warmup: int = 1, r
     tg = rate_summary(time_repeats(runner.decode(1, n_gen), warmup, repeats, runner.sync), n_gen)
     return dict(prompt_tokens_per_s=pp['tokens_per_s'], gen_tokens_per_s=tg['tokens_per_s'], n_prompt=n_prompt, n_gen=n_gen,
                 warmup=warmup, repeats=repeats, gen_spread=tg['spread'])
+
+def gguf_quick_speed(path, n_gen: int = 32) -> dict:
+    "`quick_speed` of a GGUF file through llama.cpp, with the kernel that ran."
+    r = LlamaCppRunner(path, n_ctx=512)
+    try: return dict(quick_speed(r, n_gen=n_gen), kernel=r.kernel())
+    finally: r.close()
