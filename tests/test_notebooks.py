@@ -1,5 +1,5 @@
 "Each notebook is a lesson whose cells assert: run every one of them, as `nbdev_test` does."
-import os, subprocess, sys
+import os, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 
@@ -12,6 +12,9 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(REPO/'nbs').with_suffix('')) for p in NOTEBOOKS])
 def test_notebook_runs(nb):
     nbdev_test = Path(sys.executable).parent/'nbdev_test'
-    r = subprocess.run([str(nbdev_test), '--path', str(nb), '--do_print'], cwd=REPO, capture_output=True, text=True,
-                       env={**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}, timeout=900)
+    # the notebooks' scratch folders (tiny models, GGUF files) go under one folder removed after the notebook: a run
+    # of the suite leaves nothing behind in /tmp
+    with tempfile.TemporaryDirectory(prefix=f'nbtest-{nb.stem}-') as scratch:
+        r = subprocess.run([str(nbdev_test), '--path', str(nb), '--do_print'], cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TMPDIR': scratch}, timeout=900)
     assert r.returncode == 0, f'{nb.name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}'
