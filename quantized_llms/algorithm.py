@@ -12,12 +12,13 @@ import torch
 from .core import (ConfigError, DataError, QuantConfig, QuantSpec, Measure, section_from_dict,
                                  resolve_device)
 from .gptq_format import save_gptq_checkpoint
-from .blocks import transformer_blocks, round_block
+from .compressed import save_compressed_checkpoint, compressed_problem
+from .blocks import transformer_blocks, round_block, act_quant_unwrapped
 from .engine import quantize_model, visiting, grid_to
 
 # %% auto #0
-__all__ = ['ALGORITHMS', 'PLUGINS_ENV', 'QuantizeJob', 'QuantizeResult', 'load_algorithms', 'get_algorithm', 'linear_in_features',
-           'Algorithm', 'estimated_bytes', 'TransformThenRound']
+__all__ = ['ALGORITHMS', 'ACT_NOT_PACKED', 'PLUGINS_ENV', 'QuantizeJob', 'QuantizeResult', 'load_algorithms', 'get_algorithm',
+           'linear_in_features', 'Algorithm', 'estimated_bytes', 'TransformThenRound']
 
 # %% ../nbs/07a_algorithm.ipynb #65e3ce44
 @dataclass
@@ -33,6 +34,7 @@ class QuantizeJob:
     source_dir: Optional[Callable] = None   # () -> a checkpoint directory of `model`
     work_dir: Optional[Path] = None      # the run's outputs folder, for scratch files (None: a temporary directory)
     keep_fake: bool = True               # return the quantized model as float weights (False: one that writes a packed checkpoint may skip it)
+    compressed_dir: Optional[Path] = None   # write a compressed-tensors checkpoint here (vLLM's format; W8A8 too)
 
 @dataclass
 class QuantizeResult:
@@ -44,9 +46,11 @@ class QuantizeResult:
     peak_cuda_bytes: Optional[int] = None
     notes: list = field(default_factory=list)
     estimated_bytes: Optional[int] = None   # what a file of the model would cost (see `estimated_bytes`)
+    compressed_dir: Optional[Path] = None
 
 # %% ../nbs/07a_algorithm.ipynb #2ac8f366
 ALGORITHMS = {}                 # name -> class, filled as each algorithm's module is imported
+ACT_NOT_PACKED = 'activation-quantized models have no packed GPTQ format (save fake, or compressed for W8A8)'
 PLUGINS_ENV = 'QUANTIZED_LLMS_ALGORITHMS'   # comma-separated modules of algorithms of your own
 
 def load_algorithms() -> dict:
@@ -126,11 +130,20 @@ class Algorithm:
     def save_modes(cls, qc: QuantConfig) -> dict:
         "{mode: None if it can be written, else why not}."
         real = None
-        if qc.act is not None: real = 'activation-quantized models have no packed format (save fake instead)'
+        if qc.act is not None: real = ACT_NOT_PACKED
         elif qc.weight.bits not in (2, 4, 8): real = f'the packed format here holds 2, 4 or 8 bits, not {qc.weight.bits}'
         elif qc.weight.granularity == 'per_tensor': real = 'the packed format has no per-tensor grid'
         return {'real': real, 'fake': None,
                 'transformed': None if cls.transforms else f'{cls.name} does not transform the float weights'}
+
+    @classmethod
+    def writable(cls, qc: QuantConfig) -> dict:
+        """{mode: None if it can be written, else why not}: `save_modes`, and `compressed` (compressed-tensors) where
+        the method does not say itself: what stops the packed GPTQ format (other than activations) stops it too."""
+        modes = cls.save_modes(qc)
+        if 'compressed' not in modes:
+            modes['compressed'] = modes['real'] if modes['real'] not in (None, ACT_NOT_PACKED) else compressed_problem(qc.weight, qc.act)
+        return modes
 
     @classmethod
     def check(cls, qc: QuantConfig, save_modes=(), model_config=None, n_calib_tokens: Optional[int] = None) -> list:
@@ -146,7 +159,7 @@ class Algorithm:
         if qc.act is not None and qc.act.granularity not in ('per_token', 'per_tensor'):
             raise ConfigError(f"quant.act.granularity: activations are quantized per_token or per_tensor, not {qc.act.granularity}")
         cls.settings(qc)
-        modes = cls.save_modes(qc)
+        modes = cls.writable(qc)
         for m in save_modes:
             if modes[m] is not None: raise ConfigError(f"save.modes: {cls.name} cannot write '{m}': {modes[m]}")
         warnings = []
@@ -218,6 +231,11 @@ def _quantize(cls, job: QuantizeJob) -> QuantizeResult:
         meta = dict(method=cls.name, special=asdict(alg.config))
         res.real_dir = save_gptq_checkpoint(model, job.tokenizer, grids, alg.weight, job.real_dir,
                                             desc_act=getattr(alg.config, 'order', '') == 'desc_act', meta=meta)
+    if job.compressed_dir is not None:
+        with act_quant_unwrapped(model):        # the activation grid goes into the config, not the weights
+            names = _module_names(model)
+            res.compressed_dir = save_compressed_checkpoint(model, job.tokenizer, {names[lin]: g for lin, g in alg.grids.items()},
+                                                            alg.weight, alg.act, job.compressed_dir)
     return res
 
 Algorithm.quantize = classmethod(_quantize)

@@ -58,7 +58,7 @@ GGUF_TYPES = ('Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_0', 'Q4_1', 'Q4_K_S', 'Q
 GRANULARITIES = ('per_tensor', 'per_channel', 'per_group', 'per_token')
 # llmc's evaluation positions, and `real`: the saved packed checkpoint read back through a serving kernel
 EVAL_POSITIONS = ('pretrain', 'transformed', 'fake_quant', 'real')
-SAVE_MODES = ('real', 'fake', 'transformed')
+SAVE_MODES = ('real', 'fake', 'transformed', 'compressed')
 # a folder name for save.name: one path component (never '..'), in characters every file system and URL takes
 _FOLDER_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._=+-]*')
 
@@ -203,9 +203,20 @@ class GGUFConfig:
     extra_types: list = field(default_factory=list)   # e.g. [Q4_K_S, Q8_0]
     source: str = 'original'   # original | transformed: also quantize the quantize stage's transformed weights (AWQ-scaled)
     imatrix: bool = False      # weigh rounding errors by an importance matrix from the calibration set (llama-imatrix's)
+    budgets: list = field(default_factory=list)   # files of these sizes with each tensor's type chosen by measurement:
+                               # a recipe (Q4_K_M: its file's size) or a number of bytes
+    mix_types: Optional[list] = None   # the ggml types a tensor may take in those files (null: gguf_mix.MIX_TYPES)
+    mix_samples: int = 32      # calibration windows the tensors' sensitivity is measured on
     def validate(self, where='gguf'):
         for t in [self.type, *self.extra_types]: _one_of(str(t).upper(), GGUF_TYPES, f'{where}.type')
         _one_of(self.source, ('original', 'transformed'), f'{where}.source')
+        for b in self.budgets:
+            if isinstance(b, str): _one_of(b.upper(), GGUF_TYPES, f'{where}.budgets')
+            else: _check(isinstance(b, int) and b > 0, f'{where}.budgets', f'a recipe such as Q4_K_M or a number of bytes, got {b!r}')
+        if self.mix_types is not None:
+            import gguf
+            for t in self.mix_types: _one_of(str(t).upper(), list(gguf.GGMLQuantizationType.__members__), f'{where}.mix_types')
+        _check(self.mix_samples > 0, f'{where}.mix_samples', f'must be positive, got {self.mix_samples}')
 
 @dataclass
 class BenchConfig:

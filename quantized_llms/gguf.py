@@ -17,11 +17,13 @@ from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
 from .timing import gguf_quick_speed
+from .gguf_mix import MIX_TYPES, tensor_sensitivity, rounding_errors, quantize_to_budget, mix_summary, estimated_kl_of_file
 from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
-           'summarize_fallbacks', 'gguf_markdown', 'gguf_sources', 'run_gguf']
+           'summarize_fallbacks', 'gguf_markdown', 'mix_key', 'make_mix_files', 'mix_markdown', 'gguf_sources',
+           'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
@@ -121,7 +123,48 @@ def gguf_markdown(record: dict, label: str) -> str:
                f"of {im['calib']['name']} ({im['entries']} tensors, `{Path(im['path']).name}`, llama-imatrix's format)."
                if (im := record.get('imatrix')) else '')
             + "\n\n" + markdown_table(rows)
-            + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else ''))
+            + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else '')
+            + (mix_markdown(record['mix']) if record.get('mix') else ''))
+
+def mix_key(budget) -> str:
+    "The file key of a `gguf.budgets` entry: MIX_Q4_K_M at that recipe's size, MIX_<n>B at n bytes."
+    return f'MIX_{budget.upper()}' if isinstance(budget, str) else f'MIX_{budget}B'
+
+def make_mix_files(lay: Run, ref, files: dict, runs: dict, imatrix: Optional[dict]) -> dict:
+    """The `gguf.budgets` files, each tensor's type chosen by its measured sensitivity (`gguf_mix`); adds them to
+    `files` and `runs`, and returns what was chosen and estimated, per file."""
+    g = lay.cfg.gguf
+    t0 = time.perf_counter()
+    names = gguf_tensor_names(ref, gguf_info(files['F16'])['architecture'])
+    sens = tensor_sensitivity(ref, lay.calib[:g.mix_samples], names)
+    types = tuple(t.upper() for t in g.mix_types) if g.mix_types else MIX_TYPES
+    table, notes = rounding_errors(files['F16'], lay.gguf_dir, sens, types, imatrix)
+    measured = round(time.perf_counter() - t0, 1)
+    out = {}
+    for b in g.budgets:
+        key, recipe = mix_key(b), (b.upper() if isinstance(b, str) else None)
+        path = lay.gguf_file(key)
+        if path.exists(): path.unlink()
+        size = files[recipe].stat().st_size if recipe else int(b)
+        run, choice = quantize_to_budget(files['F16'], path, size, table, imatrix, base_type=recipe or g.type.upper())
+        runs[key], files[key] = run, Path(run.path)
+        out[key] = dict(budget=b, budget_bytes=size, bytes=run.bytes, candidate_types=list(types), **mix_summary(choice, table),
+                        recipe_estimated_kl=estimated_kl_of_file(files[recipe], table) if recipe else None,
+                        sensitivity_windows=min(g.mix_samples, len(lay.calib)), measure_seconds=measured,
+                        notes=notes, tensor_types=choice)
+    return out
+
+def mix_markdown(mix: dict) -> str:
+    "What the budget files chose, and their estimated loss next to the recipe's of the same size."
+    rows = [dict(file=f'GGUF {k}', budget=f"{m['budget']} ({m['budget_bytes']} bytes)", bytes=m['bytes'],
+                 est_KLD=f"{m['estimated_kl']:.5f}", recipe_est_KLD='—' if m['recipe_estimated_kl'] is None else f"{m['recipe_estimated_kl']:.5f}",
+                 types=', '.join(f'{t} {n}' for t, n in m['types'].items())) for k, m in mix.items()]
+    m0 = next(iter(mix.values()))
+    return (f"\n## Files at a byte budget\n\nEach tensor's type chosen among {', '.join(m0['candidate_types'])} to fill the budget "
+            f"with the least estimated KL divergence (half the Fisher-weighted squared rounding change, measured on "
+            f"{m0['sensitivity_windows']} calibration windows; `gguf_mix`). `est_KLD` is that estimate for the file, "
+            f"`recipe_est_KLD` for llama.cpp's recipe of the same size (`—` where the recipe used a type outside the candidates); the measured KLD is in the table above.\n\n"
+            + markdown_table(rows) + ''.join(f"\n- {n}" for n in m0['notes']) + '\n')
 
 def gguf_sources(lay: Run) -> dict:
     "{file-name prefix: float checkpoint to convert}: the original, and the transformed weights if `gguf.source` asks."
@@ -138,7 +181,8 @@ def gguf_sources(lay: Run) -> dict:
 def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
     "The GGUF stage: convert, quantize, and compare every file with the original on the same windows."
     lay = Run.of(run); cfg = lay.cfg; g, e = cfg.gguf, cfg.eval
-    types = [t for t in dict.fromkeys([g.type.upper(), *[x.upper() for x in g.extra_types]]) if t != 'F16']
+    budget_recipes = [b.upper() for b in g.budgets if isinstance(b, str)]     # each budget's recipe is compared too
+    types = [t for t in dict.fromkeys([g.type.upper(), *[x.upper() for x in g.extra_types], *budget_recipes]) if t != 'F16']
     files, runs, convert_s, sources = {}, {}, {}, gguf_sources(lay)
     for prefix, ckpt in sources.items():
         f16 = lay.gguf_file(f'{prefix}F16')
@@ -165,6 +209,10 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
             if path.exists(): path.unlink()    # left by an unfinished run (no gguf.json yet): quantizing again takes seconds
             runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=None if prefix else imatrix)
             files[f'{prefix}{t}'] = Path(runs[f'{prefix}{t}'].path)
+    mix = None
+    if g.budgets:
+        if ref is None: ref, _ = load_from_config(cfg.model)
+        mix = make_mix_files(lay, ref, files, runs, imatrix)
     text, windows = lay.eval_text, lay.windows
     chunk = tokens_per_chunk(len(tok))
     keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
@@ -183,7 +231,7 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
                   results=cmp, speed=speed, quantize={k: asdict(r) for k, r in runs.items()},
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
-                  reference_dtype=ref_dtype, imatrix=imatrix_rec,
+                  reference_dtype=ref_dtype, imatrix=imatrix_rec, mix=mix,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
     mark_outputs(lay, 'gguf', record['outputs'])     # the GGUF folder names the record that describes it
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)

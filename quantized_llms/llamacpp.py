@@ -83,7 +83,7 @@ def convert_to_gguf(checkpoint, out_file, outtype: str = 'F16') -> Path:
 
 # %% ../nbs/00f_llamacpp.ipynb #c00bee93
 def gguf_info(path) -> dict:
-    "Architecture, file type counts and tensor shapes of a GGUF file; raises GGUFError for a corrupt or truncated file."
+    "Architecture, file type counts, tensor shapes and types of a GGUF file; raises GGUFError for a corrupt or truncated file."
     import gguf
     path = Path(path)
     if not path.is_file(): raise GGUFError(f"{path} does not exist")
@@ -97,7 +97,7 @@ def gguf_info(path) -> dict:
     end = max(int(t.data_offset) + int(t.n_bytes) for t in r.tensors)
     if end > path.stat().st_size: raise GGUFError(f"{path} is truncated: tensor data runs to byte {end} of {path.stat().st_size}")
     return dict(architecture=arch, n_tensors=len(r.tensors), tensor_types=types, bytes=path.stat().st_size,
-                shapes={t.name: [int(x) for x in t.shape] for t in r.tensors})
+                shapes={t.name: [int(x) for x in t.shape] for t in r.tensors}, types={t.name: t.tensor_type.name for t in r.tensors})
 
 # %% ../nbs/00f_llamacpp.ipynb #11e19d99
 def gguf_ftype(name: str) -> int:
@@ -146,9 +146,22 @@ def _imatrix_array(imatrix: dict):
         arr[i].data = v.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
     return arr, keep
 
-def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, imatrix: Optional[dict] = None) -> GGUFQuantRun:
+def _tensor_type_overrides(tensor_types: dict):
+    "llama.cpp's array of {pattern, type} overrides, ended by a null pattern: each tensor name matched whole."
+    import llama_cpp, gguf
+    arr = (llama_cpp.llama_model_tensor_override * (len(tensor_types) + 1))()
+    for i, (name, t) in enumerate(tensor_types.items()):
+        if t.upper() not in gguf.GGMLQuantizationType.__members__:
+            raise GGUFError(f"{name}: unknown tensor type {t!r}; use one of ggml's (Q4_K, Q5_0, Q8_0, F16, ...)")
+        arr[i].pattern, arr[i].type = f'^{re.escape(name)}$'.encode(), int(gguf.GGMLQuantizationType[t.upper()])
+    return arr
+
+def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, imatrix: Optional[dict] = None,
+                  tensor_types: Optional[dict] = None) -> GGUFQuantRun:
     """Quantize the unquantized GGUF `src` to `gguf_type` into `out_file` (temporary name, then rename). `imatrix`:
-    {GGUF tensor name: mean squared input of each column}, the importance llama.cpp weighs each weight's error by."""
+    {GGUF tensor name: mean squared input of each column}, the importance llama.cpp weighs each weight's error by.
+    `tensor_types`: {tensor name: ggml type such as 'Q5_K'} replacing the recipe's choice for those tensors
+    (`llama-quantize --tensor-type`)."""
     import llama_cpp
     ftype = gguf_ftype(gguf_type)
     gguf_info(src)  # refuse corrupt input before llama.cpp reads it
@@ -163,6 +176,9 @@ def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, im
         if bad: raise GGUFError(f"the importance matrix has NaN or infinite values for {bad[0]}: collect it again")
         arr, _keep = _imatrix_array(imatrix)
         p.imatrix = ctypes.cast(arr, ctypes.POINTER(type(arr[0])))
+    if tensor_types:
+        overrides = _tensor_type_overrides(tensor_types)     # kept alive until llama.cpp has read it
+        p.tt_overrides = ctypes.cast(overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
     t0 = time.perf_counter()
     with capture_llama_log() as log:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(p))
@@ -171,6 +187,7 @@ def quantize_gguf(src, out_file, gguf_type: str = 'Q4_K_M', nthread: int = 0, im
         raise GGUFError(f"llama.cpp could not quantize {src} to {gguf_type} (code {rc}): {log.text.strip().splitlines()[-1:]}")
     os.replace(tmp, out_file)
     fallbacks = _fallbacks(log.text) if '_K' in gguf_type.upper() else []  # only k-quants need whole 256-blocks
+    fallbacks = [f for f in fallbacks if f.split(' ', 1)[0] not in (tensor_types or {})]   # a type asked for is no fallback
     return GGUFQuantRun(str(out_file), gguf_type.upper(), round(time.perf_counter() - t0, 2), out_file.stat().st_size, fallbacks)
 
 def _fallbacks(log: str) -> list:

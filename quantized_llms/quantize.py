@@ -13,6 +13,7 @@ from .core import RunConfig, QuantizedLLMsError, ConfigError, markdown_table, wr
 from .models import load_config, load_tokenizer, load_from_config, save_checkpoint, model_size_bytes
 from .perplexity import compare_to_reference
 from .gptq_format import weights_digest, load_gptq, load_gptq_dequantized
+from .compressed import load_compressed
 from .algorithm import QuantizeJob, load_algorithms
 from .engine import data_parallel
 from .blocks import act_quant_unwrapped
@@ -56,7 +57,7 @@ def run_quantize(run: Union[Run, RunConfig], command: Optional[str] = None) -> d
     """The quantize stage: the configured method, its save modes and eval positions; writes quantize.{json,md}.
     A stage that fails leaves no model folder it wrote: only a record makes a folder of model files trusted."""
     lay = Run.of(run)
-    dirs = {m: lay.quantized_dir(m) for m in ('real', 'fake', 'transformed')}
+    dirs = {m: lay.quantized_dir(m) for m in ('real', 'fake', 'transformed', 'compressed')}
     before = {m: _stamp(p) for m, p in dirs.items()}
     try: return _quantize_stage(lay, command)
     except BaseException:
@@ -71,17 +72,20 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
     tok, calib, windows = lay.tokenizer, lay.calib, lay.windows
     fp, _ = load_from_config(cfg.model)
     modes, positions = cfg.save.modes, e.positions
-    packable = lay.method.save_modes(qc)['real'] is None
+    writable = lay.method.writable(qc)
+    packable = writable['real'] is None
     job = QuantizeJob(qc, fp, tok, calib, cfg.model.device, cfg.calib.batch_size,
                       real_dir=lay.quantized_dir('real') if packable and ('real' in modes or 'real' in positions) else None,
                       keep_transformed='transformed' in modes or 'transformed' in positions, source_dir=lay.original_checkpoint,
-                      work_dir=lay.outputs, keep_fake='fake' in modes or 'fake_quant' in positions)
+                      work_dir=lay.outputs, keep_fake='fake' in modes or 'fake_quant' in positions,
+                      compressed_dir=lay.quantized_dir('compressed') if 'compressed' in modes else None)
     if (dp := data_parallel()) is not None and dp[0] != 0:     # a helper rank: its share of the calibration, nothing written
         lay.method.quantize(dataclasses.replace(job, real_dir=None, keep_transformed=False))
         return {}
     res = lay.method.quantize(job)
     outputs, notes = {}, list(res.notes)
     if res.real_dir is not None: outputs['real'] = res.real_dir
+    if res.compressed_dir is not None: outputs['compressed'] = res.compressed_dir
     for mode, model in (('fake', res.fake), ('transformed', res.transformed)):
         if mode not in modes: continue
         with act_quant_unwrapped(model) as n_act:      # a checkpoint holds weights; the activation grid is not one
@@ -97,8 +101,12 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
     if 'real' in positions:
         if res.real_dir is not None:
             models['real'], how = _load_real(res.real_dir, cfg.model.device); notes.append(f"real: read back through the {how}")
-        else: notes.append(f"real: {lay.method.save_modes(qc)['real']}")
-    cmp = compare_to_reference(fp, models, windows, sources={'real': str(res.real_dir)})
+        elif res.compressed_dir is not None:     # no GPTQ checkpoint (W8A8): the compressed-tensors one is the real model
+            models['real'] = load_compressed(res.compressed_dir, resolve_device(cfg.model.device).type, fp.dtype)
+            notes.append("real: the compressed-tensors checkpoint read back through transformers (weights decompressed, "
+                         "activations quantized on the fly as vLLM does)")
+        else: notes.append(f"real: {writable['real']}")
+    cmp = compare_to_reference(fp, models, windows, sources={'real': str(res.real_dir or res.compressed_dir)})
     if 'real' in outputs and 'real' not in modes: shutil.rmtree(outputs.pop('real'), ignore_errors=True)   # only measured
     src_bytes = model_size_bytes(fp)       # a tied embedding once, as the baseline counts it
     record = dict(model=cfg.model.name, base_model=lay.source.base_model, label=lay.label, method=lay.method.name,
@@ -118,7 +126,7 @@ def _quantize_stage(lay: Run, command: Optional[str]) -> dict:
 
 def quantize_markdown(record: dict) -> str:
     "The stage's table: one row per position, with the size of each saved file."
-    sizes = {'real': record['outputs'].get('real'), 'fake_quant': record['outputs'].get('fake'),
+    sizes = {'real': record['outputs'].get('real') or record['outputs'].get('compressed'), 'fake_quant': record['outputs'].get('fake'),
              'transformed': record['outputs'].get('transformed')}
     rows = []
     for pos, r in record['positions'].items():

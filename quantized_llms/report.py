@@ -60,7 +60,7 @@ def settings_changed(special: dict, defaults: dict) -> dict:
 
 # %% ../nbs/08_report.ipynb #8e9a0011
 DEPLOYS = dict(real='transformers/GPTQModel checkpoint', gguf='llama.cpp file', fake='fake-quant only',
-               original='transformers')
+               original='transformers', compressed='vLLM/transformers (compressed-tensors)')
 
 def packs_real(rec: dict) -> bool:
     "Whether the quantize record's method can write its model as a packed checkpoint (save mode `real`)."
@@ -94,7 +94,9 @@ def quantize_row(run: str, rec: dict) -> Optional[dict]:
     "The model a quantize record made (None where it measured none): `real` if measured, else `fake_quant`."
     pos = next((p for p in ('real', 'fake_quant') if p in rec['positions']), None)
     if pos is None: return None
-    r, real, q = rec['positions'][pos], rec['outputs'].get('real') or {}, rec['quant']
+    r, q = rec['positions'][pos], rec['quant']
+    packed = 'real' if rec['outputs'].get('real') else ('compressed' if rec['outputs'].get('compressed') else None)
+    real = rec['outputs'].get(packed) or {}
     try: defaults = method_defaults(rec['method'])
     except QuantizedLLMsError: defaults = {}      # a method no longer registered: every setting it recorded is shown
     est = rec.get('estimated_bytes')
@@ -103,7 +105,7 @@ def quantize_row(run: str, rec: dict) -> Optional[dict]:
                 bits=f"W{q['weight']['bits']}" + (f"A{q['act']['bits']}" if q.get('act') else ''), scheme=rec['scheme'],
                 settings={**settings_changed(rec.get('special') or {}, defaults), **_seed_setting(rec)}, position=pos,
                 perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'], size_bytes=size, size_estimated=estimated,
-                calib_s=rec['run']['seconds'], deploys=DEPLOYS['real' if real or packs_real(rec) else 'fake'],
+                calib_s=rec['run']['seconds'], deploys=DEPLOYS[packed or ('real' if packs_real(rec) else 'fake')],
                 **_calib(rec['config']['calib']))
 
 def _calib(c: dict) -> dict:
@@ -116,16 +118,18 @@ def _seed_setting(rec: dict) -> dict:
     return {} if seed == RunConfig().calib.seed else {'calib seed': seed}
 
 def gguf_rows(run: str, rec: dict) -> list:
-    "The quantized files a GGUF record made (keys like `Q4_K_M`, or `AWQ-Q4_K_M` from transformed weights)."
-    im = rec.get('imatrix')
+    "The quantized files a GGUF record made (keys like `Q4_K_M`, `AWQ-Q4_K_M` from transformed weights, `MIX_Q4_K_M` at a budget)."
+    im, mix = rec.get('imatrix'), rec.get('mix') or {}
     def row(k, r):
         with_im = im and '-' not in k         # the importance matrix weighs the original's files only
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
+        chosen = {'types': f"per tensor by measured sensitivity, from {len(mix[k]['candidate_types'])} types"} if k in mix else {}
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
-                    settings={'imatrix': calib, **_seed_setting(rec)} if with_im else {},
+                    settings={**({'imatrix': calib, **_seed_setting(rec)} if with_im else {}), **chosen},
                     position='gguf', perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'],
                     size_bytes=rec['bytes'][k], size_estimated=False,
-                    calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(k, {}).get('seconds', 0), 1),
+                    calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(k, {}).get('seconds', 0)
+                                  + (mix[k]['measure_seconds'] if k in mix else 0), 1),
                     deploys=DEPLOYS['gguf'], **(_calib(rec['config']['calib']) if with_im else {}))
     return [row(k, r) for k, r in rec['results'].items() if k != 'reference' and k.split('-')[-1] != 'F16']
 

@@ -38,7 +38,7 @@ def _pick(d: dict, dotted: str):
 def stage_inputs(cfg: RunConfig, stage: str) -> tuple:
     keys = STAGE_INPUTS.get(stage, ('model', 'calib', 'eval', 'quant'))
     if stage == 'gguf' and cfg.gguf.source == 'transformed': keys += ('calib', 'quant')
-    elif stage == 'gguf' and cfg.gguf.imatrix: keys += ('calib',)      # the importance matrix comes from it
+    elif stage == 'gguf' and (cfg.gguf.imatrix or cfg.gguf.budgets): keys += ('calib',)   # the importance matrix and the sensitivity come from it
     return keys
 
 def upstream(cfg: RunConfig, stage: str) -> list:
@@ -122,8 +122,8 @@ class Run:
         return checkpoint_dir(self.cfg.model.name, self.outputs, trust_remote_code=self.cfg.model.trust_remote_code, remake=remake)
 
     def quantized_dir(self, mode: str = 'real') -> Path:
-        "Where the quantize stage writes save mode `mode` (real, fake or transformed)."
-        return self.outputs/(self.quantized_name + {'real': '', 'fake': '-fake', 'transformed': '-transformed'}[mode])
+        "Where the quantize stage writes save mode `mode` (real, fake, transformed or compressed)."
+        return self.outputs/(self.quantized_name + {'real': '', 'fake': '-fake', 'transformed': '-transformed', 'compressed': '-compressed-tensors'}[mode])
 
     def gguf_file(self, gguf_type: str, transformed: bool = False) -> Path:
         prefix = f'{self.method.repo_suffix}-' if transformed else ''
@@ -230,7 +230,7 @@ def mark_outputs(run: Union[Run, RunConfig], stage: str, outputs: dict) -> None:
 def written_folders(run: Union[Run, RunConfig]) -> list:
     "The model folders the run's stages write: the quantize stage's save modes, the GGUF folder."
     lay = Run.of(run); stages = lay.cfg.stages
-    return ([lay.quantized_dir(m) for m in ('real', 'fake', 'transformed')] if 'quantize' in stages else []) + \
+    return ([lay.quantized_dir(m) for m in ('real', 'fake', 'transformed', 'compressed')] if 'quantize' in stages else []) + \
            ([lay.gguf_dir] if 'gguf' in stages else [])
 
 def _describes(rec: dict, digest: dict) -> bool:

@@ -50,6 +50,7 @@ class GPTQModelAdapter(Algorithm):
     def save_modes(cls, qc):
         modes = super().save_modes(qc)
         if modes['real'] is None or qc.weight.bits == 3: modes['real'] = None   # GPTQModel packs 3 bits itself, we read them
+        modes['compressed'] = "GPTQModel writes its own GPTQ checkpoint; for compressed-tensors use quant.method gptq (GPTQ in our engine)"
         return modes
     @classmethod
     def check(cls, qc, save_modes=(), model_config=None, n_calib_tokens=None) -> list:
