@@ -168,6 +168,10 @@ class Algorithm:
             for what, k in sizes.items():
                 if w.granularity == 'per_group' and w.group_size > k:
                     raise ConfigError(f"quant.weight.group_size: {w.group_size} is larger than the {what} ({k} inputs); use {k} or less")
+                if w.granularity == 'per_group' and k % w.group_size and 'compressed' in save_modes:
+                    raise ConfigError(f"save.modes compressed: compressed-tensors needs every layer's inputs to divide by the group "
+                                      f"size ({what}: {k}, group_size {w.group_size}); use a group size that divides {k}, or save "
+                                      f"real (the GPTQ format takes a short last group)")
                 if w.granularity == 'per_group' and k % w.group_size:
                     warnings.append(f"{what}: {k} inputs do not divide by group_size {w.group_size}; the last group is short. "
                                     f"Kernels that need whole groups refuse these layers: evaluate with backend 'torch'.")
