@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 from .core import (QuantizedLLMsError, RunConfig, builtin_configs, markdown_table, read_result,
                                  resolve_dtype, write_result)
+from .gguf_mix import MIX_TYPES
 
 # %% auto #0
 __all__ = ['RECORD_STAGES', 'DEPLOYS', 'COMPARISON_PREFIX', 'COMPARISON_ROWS', 'model_records', 'windows_of', 'windows_text',
@@ -123,7 +124,8 @@ def gguf_rows(run: str, rec: dict) -> list:
     def row(k, r):
         with_im = im and '-' not in k         # the importance matrix weighs the original's files only
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
-        chosen = {'types': f"per tensor by measured sensitivity, from {len(mix[k]['candidate_types'])} types"} if k in mix else {}
+        left_out = sorted(set(MIX_TYPES) - set(mix[k]['candidate_types'])) if k in mix else []
+        chosen = {'types': 'per tensor by measured sensitivity, ' + (f"without {', '.join(left_out)}" if left_out else 'from every type')} if k in mix else {}
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
                     settings={**({'imatrix': calib, **_seed_setting(rec)} if with_im else {}), **chosen},
                     position='gguf', perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'],
