@@ -4,9 +4,9 @@
 
 # %% ../nbs/02a_gguf_mix.ipynb #8f76af82
 from __future__ import annotations
-import contextlib, math, time
+import contextlib
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 import numpy as np
 import torch
 from .core import temp_prefix
@@ -135,8 +135,7 @@ def choose_types(table: dict, budget: int, steps: int = 1 << 16) -> dict:
 def quantize_to_budget(f16, out_file, budget: int, table: dict, imatrix: Optional[dict] = None,
                        base_type: str = 'Q8_0', tries: int = 3) -> tuple:
     "(GGUFQuantRun, {tensor: type}) of a file of at most `budget` bytes from `f16`, types chosen from `table`."
-    out_file = Path(out_file); info = gguf_info(f16)
-    base = {n: t for n, t in info['types'].items() if n not in table}
+    out_file = Path(out_file)
     probe = out_file.with_name(temp_prefix(out_file) + 'base.gguf')
     try:      # what the file holds besides the measured tensors: quantize once with the smallest types, read it off
         smallest = {n: min(d, key=lambda T: d[T][0]) for n, d in table.items()}
