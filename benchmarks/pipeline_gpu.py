@@ -71,10 +71,12 @@ def run_config(ckpt: Path, work: Path, max_windows: int, stages=STAGES) -> dict:
 
 def gib(b): return round(b / 2**30, 2) if b else None
 
-def make_memory_cgroup(limit_gib: float, name: str = 'quantized-llms-limit') -> dict:
+def make_memory_cgroup(limit_gib: float, name: str = None) -> dict:
     """A new memory cgroup of `limit_gib`, v2 or v1: its path, the file a process joins it through and its peak-usage
     file, or why it could not be made. Inside it the kernel reclaims page cache (memory-mapped weights) and kills the
     process if what cannot be reclaimed passes the limit, as a machine of that size without swap would."""
+    import os
+    name = name or f'quantized-llms-limit-{os.getpid()}'     # a cgroup of its own: memory.peak counts from its making
     limit = str(int(limit_gib * 2**30))
     tries = [(Path('/sys/fs/cgroup'), 'memory.max', 'memory.peak'),                      # v2, unified at the root
              (Path('/sys/fs/cgroup/unified'), 'memory.max', 'memory.peak'),              # v2 beside v1
