@@ -91,6 +91,7 @@ class Algorithm:
     needs_hessian = False         # needs at least as many calibration tokens as a layer has inputs
     data_parallel = False         # its statistics are reduced over torch.distributed ranks
     reads_data = True             # False: it rounds without calibration data (one window drives the engine)
+    gpu_copies = 2                # models' worth of weights its quantize stage holds on a GPU (the reference and its copy)
     default_weight, default_act = QuantSpec(), None
     @dataclass
     class Settings:

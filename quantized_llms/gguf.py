@@ -11,7 +11,7 @@ from typing import Iterator, Optional, Union
 import torch
 from .core import RunConfig, QuantizedLLMsError, markdown_table, write_result
 from .core import ConfigError
-from .models import load_from_config, load_tokenizer
+from .models import load_from_config, load_tokenizer, load_model
 from .data import load_text, tokenize_text
 from .perplexity import compare_to_reference, tokens_per_chunk
 from .gptq_format import weights_digest
@@ -22,8 +22,8 @@ from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
-           'summarize_fallbacks', 'gguf_markdown', 'mix_key', 'make_mix_files', 'mix_markdown', 'gguf_sources',
-           'run_gguf']
+           'summarize_fallbacks', 'gguf_markdown', 'mix_key', 'make_mix_files', 'mix_markdown', 'importance_matrix',
+           'gguf_sources', 'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
@@ -122,6 +122,9 @@ def gguf_markdown(record: dict, label: str) -> str:
             + (f"\n\nQuantized with an importance matrix from {im['calib']['n_samples']} x {im['calib']['seq_len']} tokens "
                f"of {im['calib']['name']} ({im['entries']} tensors, `{Path(im['path']).name}`, llama-imatrix's format)."
                if (im := record.get('imatrix')) else '')
+            + (f" The transformed weights' file has its own, from the transformed model's activations on the same windows "
+               f"(`{Path(ti['path']).name}`): their columns are rescaled, and each column's importance with them."
+               if (ti := record.get('transformed_imatrix')) else '')
             + "\n\n" + markdown_table(rows)
             + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else '')
             + (mix_markdown(record['mix']) if record.get('mix') else ''))
@@ -130,26 +133,29 @@ def mix_key(budget) -> str:
     "The file key of a `gguf.budgets` entry: MIX_Q4_K_M at that recipe's size, MIX_<n>B at n bytes."
     return f'MIX_{budget.upper()}' if isinstance(budget, str) else f'MIX_{budget}B'
 
-def make_mix_files(lay: Run, ref, files: dict, runs: dict, imatrix: Optional[dict]) -> dict:
-    """The `gguf.budgets` files, each tensor's type chosen by its measured sensitivity (`gguf_mix`); adds them to
-    `files` and `runs`, and returns what was chosen and estimated, per file."""
+def make_mix_files(lay: Run, ref, files: dict, runs: dict, imatrix: Optional[dict], prefix: str = '') -> dict:
+    """The `gguf.budgets` files of the source `prefix` names (`ref`: its float model), each tensor's type chosen by its
+    measured sensitivity (`gguf_mix`); adds them to `files` and `runs`, and returns what was chosen and estimated, per
+    file. A budget named by a recipe is the size of the original's file of that recipe, whatever the source."""
     g = lay.cfg.gguf
     t0 = time.perf_counter()
-    names = gguf_tensor_names(ref, gguf_info(files['F16'])['architecture'])
+    f16 = files[f'{prefix}F16']
+    names = gguf_tensor_names(ref, gguf_info(f16)['architecture'])
     sens = tensor_sensitivity(ref, lay.calib[:g.mix_samples], names)
     types = tuple(t.upper() for t in g.mix_types) if g.mix_types else MIX_TYPES
-    table, notes = rounding_errors(files['F16'], lay.gguf_dir, sens, types, imatrix)
+    table, notes = rounding_errors(f16, lay.gguf_dir, sens, types, imatrix)
     measured = round(time.perf_counter() - t0, 1)
     out = {}
     for b in g.budgets:
-        key, recipe = mix_key(b), (b.upper() if isinstance(b, str) else None)
+        key, recipe = prefix + mix_key(b), (b.upper() if isinstance(b, str) else None)
         path = lay.gguf_file(key)
         if path.exists(): path.unlink()
         size = files[recipe].stat().st_size if recipe else int(b)
-        run, choice = quantize_to_budget(files['F16'], path, size, table, imatrix, base_type=recipe or g.type.upper())
+        run, choice = quantize_to_budget(f16, path, size, table, imatrix, base_type=recipe or g.type.upper())
         runs[key], files[key] = run, Path(run.path)
+        same = files.get(f'{prefix}{recipe}') if recipe else None      # the recipe's file from the same weights
         out[key] = dict(budget=b, budget_bytes=size, bytes=run.bytes, candidate_types=list(types), **mix_summary(choice, table),
-                        recipe_estimated_kl=estimated_kl_of_file(files[recipe], table) if recipe else None,
+                        recipe_estimated_kl=estimated_kl_of_file(same, table) if same else None,
                         sensitivity_windows=min(g.mix_samples, len(lay.calib)), measure_seconds=measured,
                         notes=notes, tensor_types=choice)
     return out
@@ -165,6 +171,17 @@ def mix_markdown(mix: dict) -> str:
             f"{m0['sensitivity_windows']} calibration windows; `gguf_mix`). `est_KLD` is that estimate for the file, "
             f"`recipe_est_KLD` for llama.cpp's recipe of the same size (`—` where the recipe used a type outside the candidates); the measured KLD is in the table above.\n\n"
             + markdown_table(rows) + ''.join(f"\n- {n}" for n in m0['notes']) + '\n')
+
+def importance_matrix(lay: Run, model, arch: str, prefix: str = '') -> tuple:
+    "`model`'s importance matrix on the run's calibration windows, written beside the GGUF files: (per-tensor means, record)."
+    cfg = lay.cfg; t0 = time.perf_counter()
+    entries = collect_imatrix(model, lay.calib, gguf_tensor_names(model, arch), cfg.calib.batch_size)
+    ipath = write_imatrix(lay.gguf_dir/f'{lay.label}.{prefix}imatrix.gguf', entries, cfg.calib.path or cfg.calib.name,
+                          cfg.calib.n_samples, cfg.calib.seq_len)
+    rec = dict(path=str(ipath), entries=len(entries), tokens=int(next(iter(entries.values()))[1]),
+               calib=dict(name=cfg.calib.path or cfg.calib.name, n_samples=cfg.calib.n_samples, seq_len=cfg.calib.seq_len,
+                          seed=cfg.calib.seed), seconds=round(time.perf_counter() - t0, 2), digest=weights_digest(ipath))
+    return {k: s / max(n, 1) for k, (s, n) in entries.items()}, rec
 
 def gguf_sources(lay: Run) -> dict:
     "{file-name prefix: float checkpoint to convert}: the original, and the transformed weights if `gguf.source` asks."
@@ -190,29 +207,29 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
         t0 = time.perf_counter(); files[f'{prefix}F16'] = convert_to_gguf(ckpt, f16)
         convert_s[f'{prefix}F16'] = round(time.perf_counter() - t0, 2)
     tok = lay.tokenizer
-    ref, imatrix, imatrix_rec = None, None, None
-    if g.imatrix:     # from the original's activations: it weighs the original's columns (not AWQ-scaled ones)
-        ref, _ = load_from_config(cfg.model)
-        t0 = time.perf_counter()
-        entries = collect_imatrix(ref, lay.calib, gguf_tensor_names(ref, gguf_info(files['F16'])['architecture']),
-                                  cfg.calib.batch_size)
-        ipath = write_imatrix(lay.gguf_dir/f'{lay.label}.imatrix.gguf', entries, cfg.calib.path or cfg.calib.name,
-                              cfg.calib.n_samples, cfg.calib.seq_len)
-        imatrix = {k: s / max(n, 1) for k, (s, n) in entries.items()}
-        imatrix_rec = dict(path=str(ipath), entries=len(entries), tokens=int(next(iter(entries.values()))[1]),
-                           calib=dict(name=cfg.calib.path or cfg.calib.name, n_samples=cfg.calib.n_samples,
-                                      seq_len=cfg.calib.seq_len, seed=cfg.calib.seed),
-                           seconds=round(time.perf_counter() - t0, 2), digest=weights_digest(ipath))
+    ref, imatrices, imatrix_recs = None, {}, {}
+    if g.imatrix:     # each source's own activations: a transform rescales columns, and their importance moves with them
+        arch = gguf_info(files['F16'])['architecture']
+        for prefix, ckpt in sources.items():
+            model = load_from_config(cfg.model)[0] if not prefix else load_model(str(ckpt), cfg.model.dtype, cfg.model.device)[0]
+            imatrices[prefix], imatrix_recs[prefix] = importance_matrix(lay, model, arch, prefix)
+            if not prefix: ref = model
+            del model
+    imatrix = imatrices.get('')
     for prefix in sources:
         for t in (types if not prefix else [g.type.upper()]):   # transformed weights: the published type only
             path = lay.gguf_file(f'{prefix}{t}')
             if path.exists(): path.unlink()    # left by an unfinished run (no gguf.json yet): quantizing again takes seconds
-            runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=None if prefix else imatrix)
+            runs[f'{prefix}{t}'] = quantize_gguf(files[f'{prefix}F16'], path, t, imatrix=imatrices.get(prefix))
             files[f'{prefix}{t}'] = Path(runs[f'{prefix}{t}'].path)
     mix = None
-    if g.budgets:
+    if g.budgets:      # from every source: the transformed weights' own sensitivities and rounding
         if ref is None: ref, _ = load_from_config(cfg.model)
-        mix = make_mix_files(lay, ref, files, runs, imatrix)
+        mix = {}
+        for prefix, ckpt in sources.items():
+            model = ref if not prefix else load_model(str(ckpt), cfg.model.dtype, cfg.model.device)[0]
+            mix.update(make_mix_files(lay, model, files, runs, imatrices.get(prefix), prefix))
+            del model
     text, windows = lay.eval_text, lay.windows
     chunk = tokens_per_chunk(len(tok))
     keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
@@ -231,7 +248,8 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
                   files={k: str(p) for k, p in files.items()}, bytes={k: p.stat().st_size for k, p in files.items()},
                   results=cmp, speed=speed, quantize={k: asdict(r) for k, r in runs.items()},
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
-                  reference_dtype=ref_dtype, imatrix=imatrix_rec, mix=mix,
+                  reference_dtype=ref_dtype, imatrix=imatrix_recs.get(''),
+                  transformed_imatrix=next((r for p, r in imatrix_recs.items() if p), None), mix=mix,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
     mark_outputs(lay, 'gguf', record['outputs'])     # the GGUF folder names the record that describes it
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)

@@ -21,9 +21,10 @@ from .gguf import run_gguf
 from .hub import run_publish, check_publish
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'HOST_MEMORY_ADVICE', 'run_baseline', 'run_benchmark', 'check_folders', 'safetensors_parameters',
-           'check_memory_limits', 'check_run', 'run_lock', 'record_resources', 'init_data_parallel', 'run',
-           'benchmark_scores', 'summary_rows', 'plot_quality_vs_size', 'summarize']
+__all__ = ['STAGE_RUNNERS', 'HOST_MEMORY_ADVICE', 'GPU_MEMORY_ADVICE', 'run_baseline', 'run_benchmark', 'check_folders',
+           'safetensors_parameters', 'check_memory_limits', 'memory_problem', 'check_run', 'run_lock',
+           'record_resources', 'init_data_parallel', 'run', 'benchmark_scores', 'summary_rows', 'plot_quality_vs_size',
+           'summarize']
 
 # %% ../nbs/05_pipeline.ipynb #140fa5e9
 def run_baseline(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
@@ -62,6 +63,15 @@ HOST_MEMORY_ADVICE = {
     'benchmark': 'score fewer bench.variants per run, or a smaller bench.batch_size',
     'publish': 'use a runtime with more memory'}
 
+# what to change when a stage runs out of GPU memory
+GPU_MEMORY_ADVICE = {
+    'baseline': 'a smaller eval.batch_size or eval.seq_len, or a GPU with more memory',
+    'quantize': 'fewer calib.n_samples or a smaller calib.batch_size, or a GPU with more memory (the stage holds the float '
+                'reference on the GPU beside what it quantizes)',
+    'gguf': 'a smaller eval.batch_size (only the reference logits and the importance matrix use the GPU), or a GPU with more memory',
+    'benchmark': 'a smaller bench.batch_size, fewer bench.variants per run, or a GPU with more memory',
+    'publish': 'a GPU with more memory'}
+
 def check_folders(run: Union[Run, RunConfig]) -> None:
     "Refuse a results or output folder of the run that cannot be one: a path through a file."
     lay = Run.of(run)
@@ -90,11 +100,22 @@ def check_memory_limits(run: Union[Run, RunConfig]) -> None:
     limit, key = (m.gpu_memory_gib, 'model.gpu_memory_gib') if dev.type == 'cuda' else (m.host_memory_gib, 'model.host_memory_gib')
     if limit is None or (n := safetensors_parameters(lay.source.ref)) is None: return
     dtype = resolve_dtype(m.dtype, dev)
-    need = n * dtype.itemsize
-    if need > limit * 2**30:
-        raise ConfigError(f"{key}: the model's weights alone are {need / 2**30:.2f} GiB in {str(dtype).replace('torch.', '')} on "
-                          f"{dev.type}, over the limit of {limit:g} GiB: use a machine with more memory"
-                          + (", or float16/bfloat16 (model.dtype)" if dtype.itemsize > 2 else ''))
+    copies = lay.method.gpu_copies if dev.type == 'cuda' and 'quantize' in lay.cfg.stages else 1
+    if (why := memory_problem(n, dtype, dev.type, limit, key, copies)): raise ConfigError(why)
+
+def memory_problem(n_numbers: int, dtype, device_type: str, limit_gib: float, key: str, copies: int = 1) -> Optional[str]:
+    """Why `n_numbers` weights in `dtype` cannot fit `limit_gib` (None if they can): once, or `copies` times where the
+    quantize stage holds that many models' worth on the GPU (an engine method: the float reference and the copy it rounds)."""
+    need, dt = n_numbers * dtype.itemsize, str(dtype).replace('torch.', '')
+    smaller = ", or float16/bfloat16 (model.dtype)" if dtype.itemsize > 2 else ''
+    if need > limit_gib * 2**30:
+        return (f"{key}: the model's weights alone are {need / 2**30:.2f} GiB in {dt} on {device_type}, over the limit of "
+                f"{limit_gib:g} GiB: use a machine with more memory{smaller}")
+    if copies > 1 and copies * need > limit_gib * 2**30:
+        return (f"{key}: the quantize stage holds the float model and the copy it rounds on the GPU, {copies} x "
+                f"{need / 2**30:.2f} GiB in {dt}, over the limit of {limit_gib:g} GiB: use a GPU with more memory{smaller}, "
+                f"or quant.method gptqmodel (it reads the model from its checkpoint)")
+    return None
 
 def check_run(run: Union[Run, RunConfig]) -> list:
     "Refuse, before any work, what the stages of a run cannot do; return warnings."
@@ -209,7 +230,10 @@ def _run_stages(lay: Run, command: Optional[str], resume: bool, signal: _Quantiz
                 records[stage] = {**done, 'skipped': True}; continue
             print(f"[{i}/{len(cfg.stages)}] {stage}: running", flush=True)
             with Measure() as m, HostMemoryGuard(cfg.model.host_memory_gib, f'the {stage} stage', HOST_MEMORY_ADVICE[stage]):
-                records[stage] = STAGE_RUNNERS[stage](lay, command)
+                try: records[stage] = STAGE_RUNNERS[stage](lay, command)
+                except torch.OutOfMemoryError:     # one line naming the stage and what to change, not the allocator's report
+                    cap = f" (capped at {cfg.model.gpu_memory_gib:g} GiB, model.gpu_memory_gib)" if cfg.model.gpu_memory_gib else ''
+                    raise QuantizedLLMsError(f"the {stage} stage ran out of GPU memory{cap}: {GPU_MEMORY_ADVICE[stage]}") from None
             gc.collect()        # the stage's models, where a reference cycle holds them, before the next stage loads its own
             if torch.cuda.is_available(): torch.cuda.empty_cache()
             record_resources(lay.results, stage, m, command)

@@ -120,14 +120,18 @@ def _seed_setting(rec: dict) -> dict:
 
 def gguf_rows(run: str, rec: dict) -> list:
     "The quantized files a GGUF record made (keys like `Q4_K_M`, `AWQ-Q4_K_M` from transformed weights, `MIX_Q4_K_M` at a budget)."
-    im, mix = rec.get('imatrix'), rec.get('mix') or {}
+    mix, tf = rec.get('mix') or {}, rec.get('transformed_from')
     def row(k, r):
-        with_im = im and '-' not in k         # the importance matrix weighs the original's files only
+        transformed = '-' in k                # AWQ-Q4_K_M: from the transformed weights, with their own matrix if any
+        im = rec.get('transformed_imatrix') if transformed else rec.get('imatrix')
+        with_im = bool(im)
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
+        if with_im and transformed: calib += " of the transformed model" 
         left_out = sorted(set(MIX_TYPES) - set(mix[k]['candidate_types'])) if k in mix else []
         chosen = {'types': 'per tensor by measured sensitivity, ' + (f"without {', '.join(left_out)}" if left_out else 'from every type')} if k in mix else {}
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
-                    settings={**({'imatrix': calib, **_seed_setting(rec)} if with_im else {}), **chosen},
+                    settings={**({'transform': f"{tf['method']} {tf['scheme']}"} if transformed and tf else {}),
+                              **({'imatrix': calib, **_seed_setting(rec)} if with_im else {}), **chosen},
                     position='gguf', perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'],
                     size_bytes=rec['bytes'][k], size_estimated=False,
                     calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(k, {}).get('seconds', 0)

@@ -43,6 +43,7 @@ class GPTQModelAdapter(Algorithm):
     name, title, repo_suffix = 'gptqmodel', 'GPTQ (GPTQModel)', 'GPTQ'
     granularities = ('per_group', 'per_channel')
     needs_hessian = True
+    gpu_copies = 1                # GPTQModel reads its own copy from the checkpoint, a layer at a time on the GPU
     @dataclass
     class Settings(GPTQSettings):
         backend: str = 'auto'     # the kernel GPTQModel packs for (its BACKEND names: auto, torch, triton, ...)
