@@ -215,7 +215,6 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
             imatrices[prefix], imatrix_recs[prefix] = importance_matrix(lay, model, arch, prefix)
             if not prefix: ref = model
             del model
-    imatrix = imatrices.get('')
     for prefix in sources:
         for t in (types if not prefix else [g.type.upper()]):   # transformed weights: the published type only
             path = lay.gguf_file(f'{prefix}{t}')
