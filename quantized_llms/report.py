@@ -126,7 +126,7 @@ def gguf_rows(run: str, rec: dict) -> list:
         im = rec.get('transformed_imatrix') if transformed else rec.get('imatrix')
         with_im = bool(im)
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
-        if with_im and transformed: calib += " of the transformed model" 
+        if with_im and transformed: calib += " of the transformed model"
         left_out = sorted(set(MIX_TYPES) - set(mix[k]['candidate_types'])) if k in mix else []
         chosen = {'types': 'per tensor by measured sensitivity, ' + (f"without {', '.join(left_out)}" if left_out else 'from every type')} if k in mix else {}
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
