@@ -28,6 +28,7 @@ class SpeedSettings:
     batches: list = field(default_factory=lambda: [1, 16])
     warmup: int = 2               # the first calls of a GPTQ kernel or a CUDA graph pay for set-up
     repeats: int = 5
+    min_run_s: float = 0.2        # a timed run repeats a shorter call until it lasts this long
     gptq_backends: list = field(default_factory=lambda: ['auto'])   # GPTQModel backends to time: marlin, triton, torch, auto
     cuda_graphs: bool = True
     threads: int = 0              # llama.cpp threads (0: one per physical core)
@@ -47,7 +48,7 @@ def measure_runner(runner, s: SpeedSettings, bytes_per_token: Optional[int], ban
     for batch in tqdm(s.batches, desc=desc or 'batch sizes', leave=False):
         for phase, n in (('prompt', s.n_prompt), ('decode', s.n_gen)):
             fn = (runner.prompt if phase == 'prompt' else runner.decode)(batch, n)
-            r = dict(phase=phase, batch=batch, **rate_summary(time_repeats(fn, s.warmup, s.repeats, sync), batch * n))
+            r = dict(phase=phase, batch=batch, **rate_summary(time_repeats(fn, s.warmup, s.repeats, sync, s.min_run_s), batch * n))
             if phase == 'decode' and batch == 1 and bytes_per_token:
                 r['bytes_per_token'] = bytes_per_token
                 if bandwidth: r['bandwidth_fraction'] = round(bytes_per_token * r['tokens_per_s'] / bandwidth, 4)
@@ -106,7 +107,8 @@ def speed_rows(run: Union[Run, RunConfig], s: SpeedSettings) -> tuple:
 def speed_markdown(record: dict) -> str:
     "Tables of prompt and decode speed per device, each row with its median, spread and kernel."
     out = [f"# {record['label']}: speed\n\nWarm-up {record['settings']['warmup']}, then {record['settings']['repeats']} "
-           f"timed runs: the median tokens/s, the range and the relative spread (max - min) / median. Prompt: "
+           f"timed runs (each repeating its call for at least {record['settings'].get('min_run_s', 0)} s): the median tokens/s, "
+           f"the range and the relative spread (max - min) / median. Prompt: "
            f"{record['settings']['n_prompt']} random tokens per sequence; decode: {record['settings']['n_gen']} tokens "
            f"per sequence from an empty cache (greedy on PyTorch; llama.cpp without sampling, as llama-bench's tg). "
            f"Bandwidth share: bytes read per decoded token at batch 1 x tokens/s over the device's measured copy bandwidth.\n"]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00g_timing.ipynb #75f888e7
 from __future__ import annotations
-import contextlib, io, os, statistics, time, warnings
+import contextlib, io, math, os, statistics, time, warnings
 from typing import Callable, Union
 import numpy as np
 import torch
@@ -14,12 +14,20 @@ __all__ = ['time_repeats', 'rate_summary', 'memory_bandwidth', 'decode_bytes', '
            'physical_cores', 'LlamaCppRunner', 'quick_speed', 'gguf_quick_speed']
 
 # %% ../nbs/00g_timing.ipynb #dece6305
-def time_repeats(fn: Callable, warmup: int = 1, repeats: int = 5, sync: Callable = lambda: None) -> list:
-    "Seconds of each of `repeats` calls of `fn`, after `warmup` untimed calls."
+def time_repeats(fn: Callable, warmup: int = 1, repeats: int = 5, sync: Callable = lambda: None,
+                 min_seconds: float = 0.0) -> list:
+    """Seconds per call of `fn` in each of `repeats` timed runs, after `warmup` untimed calls. A run calls `fn` often
+    enough to last `min_seconds` (the count is set once, from one more untimed call)."""
     for _ in range(warmup): fn()
+    calls = 1
+    if min_seconds > 0:
+        sync(); t0 = time.perf_counter(); fn(); sync()
+        calls = max(1, math.ceil(min_seconds / max(time.perf_counter() - t0, 1e-9)))
     out = []
     for _ in range(repeats):
-        sync(); t0 = time.perf_counter(); fn(); sync(); out.append(time.perf_counter() - t0)
+        sync(); t0 = time.perf_counter()
+        for _ in range(calls): fn()
+        sync(); out.append((time.perf_counter() - t0) / calls)
     return out
 
 def rate_summary(seconds: list, tokens: int) -> dict:
@@ -98,35 +106,40 @@ class TorchRunner:
         def run(): self.model(ids, use_cache=False, logits_to_keep=1)
         return run
     def decode(self, batch: int, n_gen: int) -> Callable:
-        "A call that decodes `n_gen` greedy tokens for `batch` sequences from an empty static cache."
+        """A call that decodes `n_gen` greedy tokens for `batch` sequences from an empty static cache; the tokens of the
+        last call are in `self.tokens`. The position is a tensor the step advances itself: a CUDA graph replays the
+        kernels it captured, and a position read from Python at capture would stay there (every step writing slot 0)."""
         from transformers import StaticCache
         model, dev = self.model, self.dev
         cache = StaticCache(config=model.config, max_cache_len=n_gen + 1)
-        ids = self._ids(batch, 1)
+        start = self._ids(batch, 1)
+        ids, pos = start.clone(), torch.zeros(1, dtype=torch.long, device=dev)
+        self.tokens = torch.zeros(batch, n_gen, dtype=torch.long, device=dev)
         @torch.no_grad()
         def step():
-            logits = model(ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-            ids.copy_(logits[:, -1:].argmax(-1))
-        step(); cache.reset()                   # the cache's buffers exist from here on, at fixed addresses
+            logits = model(ids, past_key_values=cache, use_cache=True, cache_position=pos, logits_to_keep=1).logits
+            ids.copy_(logits[:, -1:].argmax(-1)); self.tokens.index_copy_(1, pos, ids); pos.add_(1)
+        def reset(): cache.reset(); ids.copy_(start); pos.zero_()
+        step(); reset()                     # the cache's buffers exist from here on, at fixed addresses
         if self.graphs:
             try:
                 s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
                 with torch.cuda.stream(s):
                     for _ in range(3): step()
-                torch.cuda.current_stream(dev).wait_stream(s); cache.reset()
+                torch.cuda.current_stream(dev).wait_stream(s); reset()
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph): step()
-                cache.reset(); self.mode = 'CUDA graph'
+                reset(); self.mode = 'CUDA graph'
                 def run():
-                    cache.reset()
+                    reset()
                     for _ in range(n_gen): graph.replay()
                 return run
             except Exception as e:      # a kernel that cannot be captured: time the eager loop, and say so
                 warnings.warn(f'decode not captured as a CUDA graph ({type(e).__name__}: {e}); timing the eager loop')
-                torch.cuda.synchronize(dev); cache.reset()
+                torch.cuda.synchronize(dev); reset()
         self.mode = 'eager'
         def run():
-            cache.reset()
+            reset()
             for _ in range(n_gen): step()
         return run
 

@@ -157,3 +157,17 @@ def test_quarot_on_gpu_as_on_cpu():
             if k.endswith('proj.weight'):   # sums in another order: a few codes land on the other side of a tie
                 rel = ((a[k] - b[k]).norm() / a[k].norm()).item()
                 assert rel < 0.02, (where, k, rel)
+
+@pytest.mark.parametrize('arch', ['llama', 'gpt_bigcode'])
+def test_decode_cuda_graph_tokens_are_greedy_decode(arch):
+    "The timed decode replayed as a CUDA graph writes the tokens `generate` gives, step after step, call after call."
+    from quantized_llms.timing import TorchRunner
+    m = tiny_model(arch, vocab_size=256).cuda().eval()
+    r = TorchRunner(m)
+    dec = r.decode(batch=2, n_gen=8)
+    assert r.mode == 'CUDA graph'
+    with torch.no_grad():
+        ref = m.generate(r._ids(2, 1), max_new_tokens=8, do_sample=False, min_new_tokens=8, pad_token_id=0)[:, 1:]
+    for _ in range(2):
+        dec(); torch.cuda.synchronize()
+        assert torch.equal(r.tokens, ref)
