@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_models.ipynb #4b547c8f
 from __future__ import annotations
-import copy, importlib.util, json, os, re, struct
+import copy, hashlib, importlib.util, json, os, re, shutil, struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,9 +16,9 @@ from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_dige
 
 # %% auto #0
 __all__ = ['SUPPORTED_ARCHITECTURES', 'MODEL_ALIASES', 'MADE_FROM', 'TINY_CONFIGS', 'check_architecture', 'ModelAlias',
-           'ModelSource', 'resolve_model', 'nonfinite_tensors', 'check_finite', 'load_config', 'load_tokenizer',
-           'model_size_bytes', 'load_model', 'load_from_config', 'save_checkpoint', 'cached_checkpoint_problem',
-           'checkpoint_dir', 'tiny_config', 'tiny_model']
+           'ModelSource', 'resolve_model', 'nonfinite_tensors', 'check_finite', 'load_config', 'tokenizer_cache_dir',
+           'load_tokenizer', 'model_size_bytes', 'load_model', 'load_from_config', 'save_checkpoint',
+           'cached_checkpoint_problem', 'checkpoint_dir', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/00a_models.ipynb #60117d2a
 SUPPORTED_ARCHITECTURES = {
@@ -160,16 +160,32 @@ def load_config(name: str, revision: Optional[str] = None, trust_remote_code: bo
     check_architecture(cfg)
     return cfg
 
+def tokenizer_cache_dir(gguf_path) -> Path:
+    "Where a GGUF file's converted tokenizer is kept between processes: named by the file's path, size and mtime."
+    f = Path(gguf_path).resolve(); st = f.stat()
+    key = hashlib.sha256(f'{f}|{st.st_size}|{st.st_mtime_ns}'.encode()).hexdigest()[:16]
+    return Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'quantized_llms'/'tokenizers'/f'{f.stem}-{key}'
+
 @lru_cache(maxsize=8)
 def _cached_tokenizer(ref, gguf_file, revision, trust_remote_code):
     from transformers import AutoTokenizer
     kw = dict(trust_remote_code=trust_remote_code)
-    if gguf_file: kw['gguf_file'] = gguf_file
     if revision: kw['revision'] = revision
-    return AutoTokenizer.from_pretrained(ref, **kw)
+    if not gguf_file: return AutoTokenizer.from_pretrained(ref, **kw)
+    cache = tokenizer_cache_dir(Path(ref)/gguf_file)
+    if (cache/'tokenizer_config.json').is_file():
+        try: return AutoTokenizer.from_pretrained(str(cache), **kw)
+        except Exception: pass                      # a damaged copy (any parse error): converted again, replaced
+    tok = AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file, **kw)
+    tmp = cache.with_name(f'{cache.name}.tmp-{os.getpid()}')
+    try:                                            # whole or not at all: another process may be writing it too
+        tok.save_pretrained(str(tmp)); shutil.rmtree(cache, ignore_errors=True); os.rename(tmp, cache)
+    except OSError: shutil.rmtree(tmp, ignore_errors=True)
+    return tok
 
 def load_tokenizer(name: str, revision: Optional[str] = None, trust_remote_code: bool = False):
-    "The model's tokenizer (cached per process: converting a GGUF vocabulary takes seconds)."
+    """The model's tokenizer, cached per process; a GGUF file's also on disk (`tokenizer_cache_dir`): converting its
+    vocabulary takes seconds in every process, reading the converted one a fraction of a second."""
     src = resolve_model(name)
     try: return _cached_tokenizer(src.ref, src.gguf_file, revision if src.kind == 'hub' else None, trust_remote_code)
     except _READ_ERRORS as e: raise _load_error(src, e) from None
