@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 from .core import temp_prefix
-from .llamacpp import GGUFError, quantize_gguf, gguf_info
+from .llamacpp import GGUFError, quantize_gguf, gguf_info, gguf_reader
 
 # %% auto #0
 __all__ = ['MIX_TYPES', 'tensor_sensitivity', 'estimated_kl', 'rounding_errors', 'choose_types', 'quantize_to_budget',
@@ -77,10 +77,9 @@ def rounding_errors(f16, work_dir, sensitivity: dict, types=MIX_TYPES, imatrix: 
                     base_type: str = 'Q8_0') -> tuple:
     """({tensor: {type: (bytes, estimated KL)}}, notes) for the tensors of `sensitivity`, each rounded by llama.cpp to
     each of `types` (with `imatrix`); `base_type` is the recipe for every other tensor of the probe files."""
-    import gguf
     from tqdm.auto import tqdm
     work_dir = Path(work_dir); work_dir.mkdir(parents=True, exist_ok=True)
-    ref = {t.name: t for t in gguf.GGUFReader(str(f16)).tensors if t.name in sensitivity}
+    ref = {t.name: t for t in gguf_reader(f16).tensors if t.name in sensitivity}
     missing = sorted(set(sensitivity) - set(ref))
     if missing: raise GGUFError(f"{f16} has no tensor {missing[0]} that the sensitivity names: measure it on the model this file was converted from")
     table, notes = {n: {} for n in ref}, []
@@ -92,7 +91,7 @@ def rounding_errors(f16, work_dir, sensitivity: dict, types=MIX_TYPES, imatrix: 
         try:
             with contextlib.suppress(FileNotFoundError): probe.unlink()
             quantize_gguf(f16, probe, base_type, imatrix=imatrix, tensor_types={n: T for n in ref})
-            for t in gguf.GGUFReader(str(probe)).tensors:
+            for t in gguf_reader(probe).tensors:
                 if t.name in ref and t.tensor_type.name == T:
                     table[t.name][T] = (int(t.n_bytes), estimated_kl(sensitivity[t.name], _dequantized(t) - _dequantized(ref[t.name])))
         except GGUFError as e: notes.append(f"{T}: llama.cpp refused it ({str(e)[:160]})")

@@ -72,8 +72,8 @@ def decode_bytes(model, mean_ctx: float = 0.0) -> int:
 
 def gguf_decode_bytes(path, mean_ctx: float = 0.0) -> int:
     "The same for a GGUF file: its tensors' bytes, less the token-embedding lookup when an output head exists."
-    from gguf import GGUFReader
-    r = GGUFReader(str(path))
+    from quantized_llms.llamacpp import gguf_reader
+    r = gguf_reader(path)
     names = {t.name: int(t.n_bytes) for t in r.tensors}
     n = sum(b for k, b in names.items() if not (k == 'token_embd.weight' and 'output.weight' in names) and k != 'position_embd.weight')
     arch = bytes(r.fields['general.architecture'].parts[-1]).decode()
