@@ -107,14 +107,15 @@ def speed_rows(run: Union[Run, RunConfig], s: SpeedSettings) -> tuple:
 def speed_markdown(record: dict) -> str:
     "Tables of prompt and decode speed per device, each row with its median, spread and kernel."
     out = [f"# {record['label']}: speed\n\nWarm-up {record['settings']['warmup']}, then {record['settings']['repeats']} "
-           f"timed runs (each repeating its call for at least {record['settings'].get('min_run_s', 0)} s): the median tokens/s, "
-           f"the range and the relative spread (max - min) / median. Prompt: "
+           f"timed runs" + (f" (each repeating its call for at least {record['settings']['min_run_s']} s)" if record['settings'].get('min_run_s') else '')
+           + f": the median tokens/s, the range and the relative spread (max - min) / median. Prompt: "
            f"{record['settings']['n_prompt']} random tokens per sequence; decode: {record['settings']['n_gen']} tokens "
            f"per sequence from an empty cache (greedy on PyTorch; llama.cpp without sampling, as llama-bench's tg). "
            f"Bandwidth share: bytes read per decoded token at batch 1 x tokens/s over the device's measured copy bandwidth.\n"]
     for dev, entry in record['devices'].items():
         bw = ', '.join(f'{k}: {v / 1e9:.0f} GB/s' for k, v in entry['bandwidth'].items())
-        out.append(f"\n## {dev}\n\nMeasured memory bandwidth: {bw}. {entry['meta']['time_utc']}, `{entry['meta']['command']}`.\n")
+        out.append(f"\n## {dev}\n\nMeasured memory bandwidth: {bw}. {entry['meta']['time_utc']}, `{entry['meta']['command']}`.\n"
+                   + ''.join(f"\n**Note:** {n}\n" for n in entry.get('notes', ())))
         rows = []
         for r in entry['rows']:
             if r.get('error'): rows.append(dict(variant=r['label'], kernel='—', phase='—', batch='—', **{'tokens/s': f"failed: {r['error']}"})); continue
