@@ -121,7 +121,7 @@ def _permuted_square(H: torch.Tensor, perm: torch.Tensor, slab: int = 1024) -> t
 def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp_percent: float = 0.01,
                          order: str = 'group_aware', blocksize: int = 128, return_grid: bool = False,
                          kernel: str = 'auto', mse: float = 0.0, static_groups: bool = False,
-                         outlier_fraction: float = 0.0, mse_importance: bool = False) -> tuple:
+                         outlier_fraction: float = 0.0, mse_importance: bool = False, fixed_grid: Optional[tuple] = None) -> tuple:
     """GPTQ of one weight with Hessian `H`; returns (dequantized weight in the original column order, loss), and with
     `return_grid` the grid too (`scale`, `zero`: rows x groups, `g_idx`: group of each column), as a GPTQ checkpoint
     stores it. `order`: natural | desc_act | group_aware. Groups are consecutive columns in the processing order.
@@ -133,7 +133,10 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     column is rounded (GPTQModel's `static_groups`): with `desc_act` the checkpoint's `g_idx` stays in natural order.
     `outlier_fraction` > 0 (OWQ): that share of the columns, those with the largest `diag(H) · ‖W_j − RTN(W_j)‖²`, stays
     unrounded and goes last, so every rounded column's error is spread into them too; the grid then holds their
-    indices as `kept` and `g_idx` -1 for them (a GPTQ checkpoint cannot store them: 16-bit columns need their own file)."""
+    indices as `kept` and `g_idx` -1 for them (a GPTQ checkpoint cannot store them: 16-bit columns need their own file).
+    `fixed_grid` = (scale, zero), each groups x rows: static groups on grids given, not searched (another format's
+    block scales, e.g. a GGUF file's, with the error compensation of GPTQ inside them)."""
+    if fixed_grid is not None: static_groups = True
     if order not in ('natural', 'desc_act', 'group_aware'): raise ConfigError(f"order must be natural, desc_act or group_aware, got {order!r}")
     if static_groups and order == 'group_aware':
         raise ConfigError("static_groups: the group-aware order already keeps each group's columns together; use order "
@@ -158,7 +161,13 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     per_tensor = spec.granularity == 'per_tensor'
     gs = spec.group_size if spec.granularity == 'per_group' else cols
     static, scales, zeros = static_groups and not per_tensor, [], []
-    if static:      # grids of the original groups, from the weights as they are (dead columns zeroed), before ordering
+    if static and fixed_grid is not None:
+        S_all, Z_all = (t.to(W.device, torch.float32) for t in fixed_grid)
+        if S_all.shape != (-(-cols // gs), rows) or Z_all.shape != S_all.shape:
+            raise ConfigError(f"fixed_grid: scale and zero must be groups x rows, {(-(-cols // gs), rows)}; got "
+                              f"{tuple(S_all.shape)} and {tuple(Z_all.shape)}")
+        scales, zeros = list(S_all), list(Z_all)
+    elif static:    # grids of the original groups, from the weights as they are (dead columns zeroed), before ordering
         for g0 in range(0, cols, gs):
             s, z = group_params(g0, g0 + gs); scales.append(s); zeros.append(z)
         S_all, Z_all = torch.stack(scales), torch.stack(zeros)
