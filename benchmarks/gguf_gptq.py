@@ -67,7 +67,7 @@ def main():
                     help="score the files of the record in --out with llama.cpp's llama-perplexity as well (builds it once)")
     args = ap.parse_args()
     if args.llama_protocol: return llama_protocol(Path(args.out), 'python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:]))
-    from quantized_llms.core import RunConfig, QuantSpec, atomic_write_json, atomic_write_text, markdown_table
+    from quantized_llms.core import RunConfig, QuantSpec, atomic_write_json, atomic_write_text, markdown_table, run_metadata
     from quantized_llms.runs import Run
     from quantized_llms.models import load_from_config
     from quantized_llms.algorithm import Algorithm
@@ -148,7 +148,8 @@ def main():
                   tensors_rerounded=len(new_codes), types=sorted({l['type'] for l in losses}), damp=args.damp, seconds=seconds,
                   calib=dict(name=cfg.calib.name, n_samples=cfg.calib.n_samples, seq_len=cfg.calib.seq_len, seed=cfg.calib.seed),
                   windows=len(windows), results=cmp, layer_error=dict(file=fe, gptq=ge), tensors=losses,
-                  command='python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:]))
+                  command='python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:]),
+                  meta=run_metadata('python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:])))
     atomic_write_json(out/'gguf_gptq.json', record)
     atomic_write_text(out/'gguf_gptq.md', markdown(record, markdown_table))
     print(markdown(record, markdown_table))
@@ -159,7 +160,7 @@ def llama_protocol(out: Path, command: str):
     import os, tempfile
     sys.path.insert(0, str(Path(__file__).parent))
     from imatrix_check import build_tools, run, kld_stats
-    from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, markdown_table
+    from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, markdown_table, run_metadata
     from quantized_llms.data import load_text
     record = json.loads((out/'gguf_gptq.json').read_text())
     gg = json.loads((Path(record['run'])/'gguf.json').read_text())
@@ -172,6 +173,7 @@ def llama_protocol(out: Path, command: str):
     record['llama_protocol'] = {k: kld_stats(run([tools/'llama-perplexity', '-m', p, '--kl-divergence-base', work/'f16.kld',
                                                   '--kl-divergence', '-c', e.seq_len, '-t', cores])) for k, p in files.items()}
     record['llama_protocol_command'] = command
+    record['llama_protocol_meta'] = run_metadata(command)
     atomic_write_json(out/'gguf_gptq.json', record)
     atomic_write_text(out/'gguf_gptq.md', markdown(record, markdown_table))
     print(markdown(record, markdown_table))
