@@ -180,7 +180,7 @@ def _cached_tokenizer(ref, gguf_file, revision, trust_remote_code):
     tmp = cache.with_name(f'{cache.name}.tmp-{os.getpid()}')
     try:                                            # whole or not at all: another process may be writing it too
         tok.save_pretrained(str(tmp)); shutil.rmtree(cache, ignore_errors=True); os.rename(tmp, cache)
-    except OSError: shutil.rmtree(tmp, ignore_errors=True)
+    except Exception: shutil.rmtree(tmp, ignore_errors=True)    # no cache (read-only home, full disk): still a tokenizer
     return tok
 
 def load_tokenizer(name: str, revision: Optional[str] = None, trust_remote_code: bool = False):
