@@ -67,7 +67,7 @@ def main():
                     help="score the files of the record in --out with llama.cpp's llama-perplexity as well (builds it once)")
     args = ap.parse_args()
     if args.llama_protocol: return llama_protocol(Path(args.out), 'python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:]))
-    from quantized_llms.core import RunConfig, QuantSpec, atomic_write_json, atomic_write_text, markdown_table, run_metadata
+    from quantized_llms.core import RunConfig, QuantSpec, atomic_write_json, atomic_write_text, run_metadata
     from quantized_llms.runs import Run
     from quantized_llms.models import load_from_config
     from quantized_llms.algorithm import Algorithm
@@ -151,8 +151,8 @@ def main():
                   command='python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:]),
                   meta=run_metadata('python benchmarks/gguf_gptq.py ' + ' '.join(sys.argv[1:])))
     atomic_write_json(out/'gguf_gptq.json', record)
-    atomic_write_text(out/'gguf_gptq.md', markdown(record, markdown_table))
-    print(markdown(record, markdown_table))
+    atomic_write_text(out/'gguf_gptq.md', markdown(record))
+    print(markdown(record))
 
 def llama_protocol(out: Path, command: str):
     """Adds llama.cpp's own scores to the record in `out`: `llama-perplexity --kl-divergence` of each file against the
@@ -160,7 +160,7 @@ def llama_protocol(out: Path, command: str):
     import os, tempfile
     sys.path.insert(0, str(Path(__file__).parent))
     from imatrix_check import build_tools, run, kld_stats
-    from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, markdown_table, run_metadata
+    from quantized_llms.core import RunConfig, atomic_write_json, atomic_write_text, run_metadata
     from quantized_llms.data import load_text
     record = json.loads((out/'gguf_gptq.json').read_text())
     gg = json.loads((Path(record['run'])/'gguf.json').read_text())
@@ -175,10 +175,11 @@ def llama_protocol(out: Path, command: str):
     record['llama_protocol_command'] = command
     record['llama_protocol_meta'] = run_metadata(command)
     atomic_write_json(out/'gguf_gptq.json', record)
-    atomic_write_text(out/'gguf_gptq.md', markdown(record, markdown_table))
-    print(markdown(record, markdown_table))
+    atomic_write_text(out/'gguf_gptq.md', markdown(record))
+    print(markdown(record))
 
-def markdown(record: dict, markdown_table) -> str:
+def markdown(record: dict) -> str:
+    from quantized_llms.core import markdown_table
     cmp, lp, c = record['results'], record.get('llama_protocol', {}), record['calib']
     rows = [dict(file=k, bytes=record['bytes'][k], PPL=f"{cmp[k]['ppl']:.4f}", KLD=f"{cmp[k]['kld_mean']:.5f}",
                  top1=f"{100 * cmp[k]['top1_agreement']:.2f}%",

@@ -17,9 +17,10 @@ import numpy as np
 
 def build_tools(names=('llama-imatrix', 'llama-perplexity')) -> Path:
     "A folder holding llama.cpp's tools `names`, built once from the llama-cpp-python sdist of the installed version."
-    from quantized_llms.llamacpp import _cache_root, llama_cpp_version
+    from quantized_llms.core import cache_root
+    from quantized_llms.llamacpp import llama_cpp_version
     ver = llama_cpp_version()
-    out = _cache_root()/f'llama.cpp-{ver}-tools'
+    out = cache_root()/f'llama.cpp-{ver}-tools'
     if all((out/n).is_file() for n in names): return out
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--no-binary', ':all:', '-d', tmp,

@@ -16,10 +16,10 @@ __all__ = ['STAGES', 'CODE_TASKS', 'BENCH_VARIANTS', 'DTYPES', 'GGUF_TYPES', 'GR
            'UnsupportedArchitectureError', 'DataError', 'OutputExistsError', 'DiskFullError', 'HostMemoryError',
            'QuantSpec', 'ModelConfig', 'CalibConfig', 'EvalConfig', 'QuantConfig', 'GGUFConfig', 'BenchConfig',
            'SaveConfig', 'section_from_dict', 'builtin_configs', 'find_config', 'RunConfig', 'profile_settings',
-           'remove_stale_temps', 'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text', 'atomic_write_json',
-           'file_sha256', 'markdown_table', 'package_versions', 'machine_info', 'run_metadata', 'write_result',
-           'result_problem', 'read_result', 'resident_unreclaimable', 'Measure', 'HostMemoryGuard', 'dir_size_bytes',
-           'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
+           'cache_root', 'remove_stale_temps', 'temp_prefix', 'disk_full', 'atomic_dir', 'atomic_write_text',
+           'atomic_write_json', 'file_sha256', 'markdown_table', 'package_versions', 'machine_info', 'run_metadata',
+           'write_result', 'result_problem', 'read_result', 'resident_unreclaimable', 'Measure', 'HostMemoryGuard',
+           'dir_size_bytes', 'resolve_device', 'limit_gpu_memory', 'resolve_dtype']
 
 # %% ../nbs/00_core.ipynb #06fb9a90
 class QuantizedLLMsError(Exception):
@@ -399,6 +399,10 @@ def profile_settings(name) -> dict:
 
 
 # %% ../nbs/00_core.ipynb #779db392
+def cache_root() -> Path:
+    "The user's cache folder for what quantized_llms makes once and reuses (llama.cpp's converter, converted tokenizers)."
+    return Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'quantized_llms'
+
 def _is_nonempty_dir(p: Path) -> bool: return p.is_dir() and any(p.iterdir())
 
 def _umask() -> int:

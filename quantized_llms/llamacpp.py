@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from .core import (GGUF_TYPES, QuantizedLLMsError, ModelLoadError, UnsupportedArchitectureError,
-                                 remove_stale_temps, temp_prefix)
+                                 cache_root, remove_stale_temps, temp_prefix)
 
 # %% auto #0
 __all__ = ['GGUFError', 'llama_cpp_version', 'llama_cpp_dir', 'convert_to_gguf', 'gguf_reader', 'gguf_info', 'gguf_ftype',
@@ -20,9 +20,6 @@ __all__ = ['GGUFError', 'llama_cpp_version', 'llama_cpp_dir', 'convert_to_gguf',
 # %% ../nbs/00f_llamacpp.ipynb #c589fdad
 class GGUFError(QuantizedLLMsError, ValueError):
     "A GGUF conversion, quantization or file problem."
-
-def _cache_root() -> Path:
-    return Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'quantized_llms'
 
 def llama_cpp_version() -> str:
     from importlib import metadata
@@ -38,7 +35,7 @@ def llama_cpp_dir() -> Path:
             raise GGUFError(f"LLAMA_CPP_DIR={env} holds no convert_hf_to_gguf.py: point it at a llama.cpp checkout")
         return Path(env)
     ver = llama_cpp_version()
-    cache = _cache_root()/f'llama.cpp-{ver}'
+    cache = cache_root()/f'llama.cpp-{ver}'
     if (cache/'convert_hf_to_gguf.py').is_file(): return cache
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '--no-binary', ':all:', '-d', tmp,

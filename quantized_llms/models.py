@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Optional
 import torch
 from safetensors import SafetensorError, safe_open
-from .core import ModelLoadError, UnsupportedArchitectureError, atomic_dir, atomic_write_text, resolve_device, resolve_dtype
+from .core import (ModelLoadError, UnsupportedArchitectureError, atomic_dir, atomic_write_text, cache_root,
+                                 resolve_device, resolve_dtype)
 from .gptq_format import is_gptq_checkpoint, load_gptq_dequantized, weights_digest, check_digest
 
 # %% auto #0
@@ -164,7 +165,7 @@ def tokenizer_cache_dir(gguf_path) -> Path:
     "Where a GGUF file's converted tokenizer is kept between processes: named by the file's path, size and mtime."
     f = Path(gguf_path).resolve(); st = f.stat()
     key = hashlib.sha256(f'{f}|{st.st_size}|{st.st_mtime_ns}'.encode()).hexdigest()[:16]
-    return Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'quantized_llms'/'tokenizers'/f'{f.stem}-{key}'
+    return cache_root()/'tokenizers'/f'{f.stem}-{key}'
 
 @lru_cache(maxsize=8)
 def _cached_tokenizer(ref, gguf_file, revision, trust_remote_code):
