@@ -207,6 +207,8 @@ class GGUFConfig:
                                # a recipe (Q4_K_M: its file's size) or a number of bytes
     mix_types: Optional[list] = None   # the ggml types a tensor may take in those files (null: gguf_mix.MIX_TYPES)
     mix_samples: int = 32      # calibration windows the tensors' sensitivity is measured on
+    gptq: bool = False         # also each quantized file with its Q4_0/Q5_0/Q8_0 codes chosen again by GPTQ on the
+                               # file's own block scales (`gguf_gptq`): <type>_GPTQ, the same types and bytes
     def validate(self, where='gguf'):
         for t in [self.type, *self.extra_types]: _one_of(str(t).upper(), GGUF_TYPES, f'{where}.type')
         _one_of(self.source, ('original', 'transformed'), f'{where}.source')

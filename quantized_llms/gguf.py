@@ -18,12 +18,13 @@ from .gptq_format import weights_digest
 from .llamacpp import convert_to_gguf, quantize_gguf, GGUFCausalLM, GGUFError, gguf_info, write_imatrix
 from .timing import gguf_quick_speed
 from .gguf_mix import MIX_TYPES, tensor_sensitivity, rounding_errors, quantize_to_budget, mix_summary, estimated_kl_of_file
+from .gguf_gptq import one_scale_tensors, gptq_into_gguf
 from .runs import Run, mark_outputs
 
 # %% auto #0
 __all__ = ['CONTEXTS_BUDGET_BYTES', 'tokenizers_agree', 'LazyGGUF', 'keep_contexts_open', 'gguf_tensor_names', 'collect_imatrix',
-           'summarize_fallbacks', 'gguf_markdown', 'mix_key', 'make_mix_files', 'mix_markdown', 'importance_matrix',
-           'gguf_sources', 'run_gguf']
+           'summarize_fallbacks', 'gguf_markdown', 'mix_key', 'make_mix_files', 'mix_markdown', 'make_gptq_files',
+           'gptq_markdown', 'importance_matrix', 'gguf_sources', 'run_gguf']
 
 # %% ../nbs/02_gguf.ipynb #4aebb90b
 def tokenizers_agree(hf_tokenizer, gguf_model: GGUFCausalLM, text: str, n_chars: int = 20000) -> bool:
@@ -127,7 +128,8 @@ def gguf_markdown(record: dict, label: str) -> str:
                if (ti := record.get('transformed_imatrix')) else '')
             + "\n\n" + markdown_table(rows)
             + (f"\nk-quants need rows of a multiple of 256 values; llama.cpp used other types where they are not (full list in gguf.json):{fb}\n" if fb else '')
-            + (mix_markdown(record['mix']) if record.get('mix') else ''))
+            + (mix_markdown(record['mix']) if record.get('mix') else '')
+            + (gptq_markdown(record['gptq']) if record.get('gptq') else ''))
 
 def mix_key(budget) -> str:
     "The file key of a `gguf.budgets` entry: MIX_Q4_K_M at that recipe's size, MIX_<n>B at n bytes."
@@ -171,6 +173,30 @@ def mix_markdown(mix: dict) -> str:
             f"{m0['sensitivity_windows']} calibration windows; `gguf_mix`). `est_KLD` is that estimate for the file, "
             f"`recipe_est_KLD` for llama.cpp's recipe of the same size (`—` where the recipe used a type outside the candidates); the measured KLD is in the table above.\n\n"
             + markdown_table(rows) + ''.join(f"\n- {n}" for n in m0['notes']) + '\n')
+
+def make_gptq_files(lay: Run, ref, files: dict) -> dict:
+    """The `gguf.gptq` files: each quantized file of the original's that has Q4_0/Q5_0/Q8_0 tensors, those tensors'
+    codes chosen again by GPTQ on the file's own block scales (`gguf_gptq`), as `<key>_GPTQ`; adds them to `files`
+    and returns what each rounded again. `ref`: the float model, which stays as it is."""
+    cfg, out = lay.cfg, {}
+    names = gguf_tensor_names(ref, gguf_info(files['F16'])['architecture'])
+    for key in [k for k in list(files) if '-' not in k and k != 'F16' and one_scale_tensors(files[k], names)]:
+        model = load_from_config(cfg.model)[0]          # the copy the rounding goes into, fresh for each file
+        new = f'{key}_GPTQ'
+        out[new] = dict(from_file=key, **gptq_into_gguf(model, lay.calib, files[key], lay.gguf_file(new), names,
+                                                        cfg.calib.batch_size))
+        files[new] = Path(out[new]['path']); del model
+    return out
+
+def gptq_markdown(gptq: dict) -> str:
+    "What GPTQ rounded again in each `_GPTQ` file, and the layers' output error under both roundings."
+    rows = [dict(file=f'GGUF {k}', from_file=f"GGUF {m['from_file']}", tensors=f"{m['tensors_rerounded']} ({', '.join(m['types'])})",
+                 layer_error_file=f"{m['layer_error']['file']:.4g}", layer_error_GPTQ=f"{m['layer_error']['gptq']:.4g}",
+                 seconds=m['seconds']) for k, m in gptq.items()]
+    return ("\n## GPTQ inside the files' block grids\n\nEach `_GPTQ` file is its source file with the codes of its Q4_0, Q5_0 "
+            "and Q8_0 tensors chosen again by GPTQ (act order) on the source's own block scales, through the model block by "
+            "block on the calibration windows (`gguf_gptq`): the same types, scales and bytes. `layer_error`: the summed "
+            "output error tr(E H Eᵀ) of those tensors' layers on the calibration windows.\n\n" + markdown_table(rows))
 
 def importance_matrix(lay: Run, model, arch: str, prefix: str = '') -> tuple:
     "`model`'s importance matrix on the run's calibration windows, written beside the GGUF files: (per-tensor means, record)."
@@ -229,6 +255,10 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
             model = ref if not prefix else load_model(str(ckpt), cfg.model.dtype, cfg.model.device)[0]
             mix.update(make_mix_files(lay, model, files, runs, imatrices.get(prefix), prefix))
             del model
+    gptq = None
+    if g.gptq:         # the original's files only: the rounding follows the float model the file came from
+        if ref is None: ref, _ = load_from_config(cfg.model)
+        gptq = make_gptq_files(lay, ref, files)
     text, windows = lay.eval_text, lay.windows
     chunk = tokens_per_chunk(len(tok))
     keep = keep_contexts_open(len(files), chunk, len(tok))     # else one context at a time: memory stays bounded
@@ -248,7 +278,7 @@ def run_gguf(run: Union[Run, RunConfig], command: Optional[str] = None) -> dict:
                   results=cmp, speed=speed, quantize={k: asdict(r) for k, r in runs.items()},
                   transformed_from=(dict(method=lay.method.name, scheme=cfg.quant.tag) if len(sources) > 1 else None),
                   reference_dtype=ref_dtype, imatrix=imatrix_recs.get(''),
-                  transformed_imatrix=next((r for p, r in imatrix_recs.items() if p), None), mix=mix,
+                  transformed_imatrix=next((r for p, r in imatrix_recs.items() if p), None), mix=mix, gptq=gptq,
                   outputs={k: dict(path=str(p), digest=weights_digest(p)) for k, p in files.items()}, config=cfg.to_dict())
     mark_outputs(lay, 'gguf', record['outputs'])     # the GGUF folder names the record that describes it
     write_result(lay.results, 'gguf', record, gguf_markdown(record, lay.label), command)

@@ -119,23 +119,26 @@ def _seed_setting(rec: dict) -> dict:
     return {} if seed == RunConfig().calib.seed else {'calib seed': seed}
 
 def gguf_rows(run: str, rec: dict) -> list:
-    "The quantized files a GGUF record made (keys like `Q4_K_M`, `AWQ-Q4_K_M` from transformed weights, `MIX_Q4_K_M` at a budget)."
-    mix, tf = rec.get('mix') or {}, rec.get('transformed_from')
+    """The quantized files a GGUF record made (keys like `Q4_K_M`, `AWQ-Q4_K_M` from transformed weights, `MIX_Q4_K_M` at a
+    budget, `MIX_Q4_K_M_GPTQ` with GPTQ's codes in that file's grids)."""
+    mix, tf, gq = rec.get('mix') or {}, rec.get('transformed_from'), rec.get('gptq') or {}
     def row(k, r):
+        src = gq[k]['from_file'] if k in gq else k      # a _GPTQ file: its source's types, matrix and time, plus GPTQ's
         transformed = '-' in k                # AWQ-Q4_K_M: from the transformed weights, with their own matrix if any
         im = rec.get('transformed_imatrix') if transformed else rec.get('imatrix')
         with_im = bool(im)
         calib = f"{im['calib']['n_samples']} x {im['calib']['seq_len']} tokens" if with_im else ''
         if with_im and transformed: calib += " of the transformed model"
-        left_out = sorted(set(MIX_TYPES) - set(mix[k]['candidate_types'])) if k in mix else []
-        chosen = {'types': 'per tensor by measured sensitivity, ' + (f"without {', '.join(left_out)}" if left_out else 'from every type')} if k in mix else {}
+        left_out = sorted(set(MIX_TYPES) - set(mix[src]['candidate_types'])) if src in mix else []
+        chosen = {'types': 'per tensor by measured sensitivity, ' + (f"without {', '.join(left_out)}" if left_out else 'from every type')} if src in mix else {}
+        if k in gq: chosen['codes'] = f"GPTQ in the file's block scales ({gq[k]['tensors_rerounded']} {'/'.join(gq[k]['types'])} tensors)"
         return _row(run, rec, method='GGUF (llama.cpp)', method_name='gguf', bits='', scheme=k,
                     settings={**({'transform': f"{tf['method']} {tf['scheme']}"} if transformed and tf else {}),
                               **({'imatrix': calib, **_seed_setting(rec)} if with_im else {}), **chosen},
                     position='gguf', perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'],
                     size_bytes=rec['bytes'][k], size_estimated=False,
-                    calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(k, {}).get('seconds', 0)
-                                  + (mix[k]['measure_seconds'] if k in mix else 0), 1),
+                    calib_s=round((im['seconds'] if with_im else 0) + rec['quantize'].get(src, {}).get('seconds', 0)
+                                  + (mix[src]['measure_seconds'] if src in mix else 0) + (gq[k]['seconds'] if k in gq else 0), 1),
                     deploys=DEPLOYS['gguf'], **(_calib(rec['config']['calib']) if with_im else {}))
     return [row(k, r) for k, r in rec['results'].items() if k != 'reference' and k.split('-')[-1] != 'F16']
 
