@@ -200,15 +200,16 @@ class Algorithm:
 def _module_names(model) -> dict:
     return {m: n for n, m in model.named_modules()}
 
-def estimated_bytes(model, grids: dict, spec: QuantSpec) -> int:
+def estimated_bytes(model, grids: dict, spec: QuantSpec, specs: Optional[dict] = None) -> int:
     """Bytes of the model in a file: each linear with a grid at `spec.bits` a weight plus its 16-bit scales, `bits`-wide
     zeros and a 32-bit group index per input (as a GPTQ checkpoint packs them), its kept columns (OWQ) at 16 bits with a
-    32-bit index each; every other parameter at 16 bits (dense: zeros of a pruned model cost as much as any weight)."""
+    32-bit index each; every other parameter at 16 bits (dense: zeros of a pruned model cost as much as any weight).
+    `specs`: {linear: grid} where a linear's differs from `spec` (per-module bits)."""
     total, gridded = 0, set()
     for lin, g in grids.items():
         rows, cols = lin.weight.shape
-        kept = len(g.get('kept', ()))
-        total += ((cols - kept) * rows * spec.bits + g['scale'].numel() * (16 + spec.bits)) // 8 + cols * 4 + kept * (rows * 2 + 4)
+        kept, bits = len(g.get('kept', ())), (specs or {}).get(lin, spec).bits
+        total += ((cols - kept) * rows * bits + g['scale'].numel() * (16 + bits)) // 8 + cols * 4 + kept * (rows * 2 + 4)
         gridded.add(id(lin.weight))
     return total + sum(p.numel() * 2 for p in model.parameters() if id(p) not in gridded)
 
@@ -229,14 +230,17 @@ def _quantize(cls, job: QuantizeJob) -> QuantizeResult:
             if job.keep_transformed: transformed = copy.deepcopy(model)
             alg.quantize_weights(model)
     res = QuantizeResult(model.eval(), transformed, None, round(m.seconds, 1), m.peak_rss_bytes, m.peak_cuda_bytes,
-                         estimated_bytes=estimated_bytes(model, alg.grids, alg.weight))
+                         estimated_bytes=estimated_bytes(model, alg.grids, alg.weight, getattr(alg, 'specs', None)))
     if job.real_dir is not None:
         names = _module_names(model)
         grids = {names[lin]: g for lin, g in alg.grids.items()}
         meta = dict(method=cls.name, special=asdict(alg.config))
         res.real_dir = save_gptq_checkpoint(model, job.tokenizer, grids, alg.weight, job.real_dir,
-                                            desc_act=getattr(alg.config, 'order', '') == 'desc_act', meta=meta)
+                                            desc_act=getattr(alg.config, 'order', '') == 'desc_act', meta=meta,
+                                            specs={names[lin]: s for lin, s in getattr(alg, 'specs', {}).items()})
     if job.compressed_dir is not None:
+        if getattr(alg, 'specs', None):
+            raise ConfigError("save.modes: compressed: per-module grids (quant.special.dynamic) are written only as a GPTQ checkpoint (real)")
         with act_quant_unwrapped(model):        # the activation grid goes into the config, not the weights
             names = _module_names(model)
             res.compressed_dir = save_compressed_checkpoint(model, job.tokenizer, {names[lin]: g for lin, g in alg.grids.items()},

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00d_gptq_format.ipynb #0d4f1a05
 from __future__ import annotations
-import contextlib, json, os
+import contextlib, json, os, re
 from pathlib import Path
 from typing import Optional
 import torch
@@ -109,12 +109,16 @@ def _config_dtype(config, dtype):
     finally: config.dtype = old
 
 def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir, desc_act: bool = False,
-                         meta: Optional[dict] = None, device=None, dtype: Optional[torch.dtype] = None) -> Path:
+                         meta: Optional[dict] = None, device=None, dtype: Optional[torch.dtype] = None,
+                         specs: Optional[dict] = None) -> Path:
     """Write `model`, whose linears `grids` names were rounded on those grids, as a GPTQ v1 checkpoint, atomically.
     The codes are computed and packed on `device` (default: the GPU if there is one; the same bytes either way); the
-    unquantized tensors are stored in `dtype` (default `storage_dtype(model)`: 16 bits, whatever calibration ran in)."""
+    unquantized tensors are stored in `dtype` (default `storage_dtype(model)`: 16 bits, whatever calibration ran in).
+    `specs`: {module: grid} where a module's differs from `spec` (bits, group size), written as GPTQModel's `dynamic`."""
     from safetensors.torch import save_file
-    if spec.bits not in (2, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQ checkpoints here pack 2, 4 or 8 bits, got {spec.bits}")
+    specs = specs or {}
+    for s in [spec, *specs.values()]:
+        if s.bits not in (2, 4, 8): raise ConfigError(f"quant.weight.bits: GPTQ checkpoints here pack 2, 4 or 8 bits, got {s.bits}")
     fmt, offset = ('gptq', 1) if spec.sym else ('gptq_v2', 0)      # v1 stores zero - 1: only symmetric grids fit
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not (k.endswith('.weight') and k[:-7] in grids)}
@@ -126,13 +130,17 @@ def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir
         if not isinstance(lin, nn.Linear): raise ConfigError(f"{n} is a {type(lin).__name__}, not a linear layer: it has no GPTQ packing")
         W, S, Z, gi = (t.detach().to(dev) for t in (lin.weight, g['scale'], g['zero'], g['g_idx']))
         W, S, Z, gi = W.float(), S.float(), Z.float(), gi.long()
-        q = torch.clamp(torch.round(W / S[:, gi] + Z[:, gi]), 0, spec.maxq)          # rows x cols integer codes
-        state[f'{n}.qweight'] = pack_int32(q.T, spec.bits, 0).cpu()                # cols/per x rows
-        state[f'{n}.qzeros'] = pack_int32(Z.T - offset, spec.bits, 1).cpu()
+        s = specs.get(n, spec)
+        q = torch.clamp(torch.round(W / S[:, gi] + Z[:, gi]), 0, s.maxq)             # rows x cols integer codes
+        state[f'{n}.qweight'] = pack_int32(q.T, s.bits, 0).cpu()                   # cols/per x rows
+        state[f'{n}.qzeros'] = pack_int32(Z.T - offset, s.bits, 1).cpu()
         state[f'{n}.scales'] = S.T.to(torch.float16).contiguous().cpu()
         state[f'{n}.g_idx'] = gi.int().cpu()
     qcfg = dict(quant_method='gptq', bits=spec.bits, group_size=spec.group_size if spec.granularity == 'per_group' else -1,
                 desc_act=desc_act, sym=spec.sym, checkpoint_format=fmt, meta=dict(quantizer=['quantized_llms'], **(meta or {})))
+    if specs:       # each module by its exact name, as GPTQModel reads `dynamic` (first matching pattern)
+        qcfg['dynamic'] = {f'+:{re.escape(n)}': dict(bits=s.bits, group_size=s.group_size if s.granularity == 'per_group' else -1)
+                           for n, s in specs.items()}
     with atomic_dir(out_dir, overwrite=True) as tmp:
         save_file(state, str(tmp/'model.safetensors'), metadata={'format': 'pt'})
         model.config.quantization_config = qcfg
@@ -144,6 +152,13 @@ def save_gptq_checkpoint(model, tokenizer, grids: dict, spec: QuantSpec, out_dir
     return Path(out_dir)
 
 # %% ../nbs/00d_gptq_format.ipynb #d522179d
+def _module_bits(qcfg: dict, name: str) -> int:
+    "The bit width of module `name`: its `dynamic` override (the first pattern that matches it), or the checkpoint's."
+    for pattern, o in (qcfg.get('dynamic') or {}).items():
+        if re.match(pattern[2:] if pattern[:2] in ('+:', '-:') else pattern, name):
+            return qcfg['bits'] if pattern.startswith('-:') else o.get('bits', qcfg['bits'])
+    return qcfg['bits']
+
 def _gptq_format(qcfg: dict) -> tuple:
     fmt = qcfg.get('checkpoint_format') or qcfg.get('format') or 'gptq'
     if fmt not in ('gptq', 'gptq_v2'): raise ModelLoadError(f"GPTQ checkpoint format {fmt!r} is not read here; load it with GPTQModel")
@@ -173,7 +188,8 @@ def load_gptq_dequantized(path, dtype: torch.dtype = torch.float32, device: str 
     for k, v in sd.items():
         if k.endswith('.qweight'):
             base = k[:-len('.qweight')]
-            state[base + '.weight'] = dequantize_gptq(v, sd[base + '.qzeros'], sd[base + '.scales'].float(), sd[base + '.g_idx'], bits, zoff)
+            state[base + '.weight'] = dequantize_gptq(v, sd[base + '.qzeros'], sd[base + '.scales'].float(), sd[base + '.g_idx'],
+                                                      _module_bits(qcfg, base), zoff)
         elif not k.endswith(('.qzeros', '.scales', '.g_idx')):
             state[k] = v
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)

@@ -29,4 +29,5 @@ class AWQThenGPTQ(GPTQ):
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         self.awq.model_type, self.gptq.grids = getattr(self, 'model_type', None), self.grids   # the engine's grids
+        self.gptq.module_names, self.gptq.specs = getattr(self, 'module_names', {}), self.__dict__.setdefault('specs', {})
         return {**self.awq.calibrate_block(block, hidden, kwargs), **self.gptq.calibrate_block(block, hidden, kwargs)}

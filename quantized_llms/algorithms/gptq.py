@@ -4,7 +4,8 @@
 
 # %% ../../nbs/algorithms/gptq.ipynb #e77e7a8e
 from __future__ import annotations
-from dataclasses import dataclass
+import dataclasses, re
+from dataclasses import dataclass, field
 from typing import Optional
 import torch
 from ..core import ConfigError, QuantSpec
@@ -15,7 +16,7 @@ from ..algorithm import Algorithm
 
 # %% auto #0
 __all__ = ['gar_permutation', 'gptq_block_torch', 'gptq_block_triton', 'gptq_block_update', 'grid_params', 'stacked_rows',
-           'grid_rows', 'gptq_quantize_weight', 'accumulate_hessian', 'GPTQSettings', 'GPTQ']
+           'grid_rows', 'gptq_quantize_weight', 'module_spec', 'accumulate_hessian', 'GPTQSettings', 'GPTQ']
 
 # %% ../../nbs/algorithms/gptq.ipynb #b9cce38d
 def gar_permutation(diag: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -229,6 +230,12 @@ def gptq_quantize_weight(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, damp
     return Q, loss, dict(scale=S, zero=Z, g_idx=g_idx.int())
 
 # %% ../../nbs/algorithms/gptq.ipynb #6db44af4
+def module_spec(spec: QuantSpec, dynamic: dict, name: str) -> QuantSpec:
+    "The grid of module `name`: `spec` with the overrides (`bits`, `group_size`) of the first `dynamic` pattern found in the name."
+    for pattern, overrides in dynamic.items():
+        if re.search(pattern, name): return dataclasses.replace(spec, **overrides)
+    return spec
+
 def accumulate_hessian(block, name: str, hidden: list, kwargs: list, per_window: bool = True) -> torch.Tensor:
     """`2/n · Σ xᵀx` over the n calibration tokens reaching linear `name`, in fp32 where the block runs. `per_window`:
     one `xᵀx` per calibration window, summed in order and scaled once at the end, which is how GPTQModel accumulates
@@ -281,8 +288,15 @@ class GPTQ(Algorithm):
         stack_shared_input: bool = True  # q/k/v (gate/up) through GPTQ as one stacked weight
         outlier_fraction: float = 0.0    # OWQ: this share of each weight's input columns kept in 16 bits (fake only)
         mse_importance: bool = False     # mse's search weighted by each input's mean square (llm-compressor's imatrix_mse)
+        dynamic: dict = field(default_factory=dict)   # {module-name pattern: {group_size: 64, bits: 8}}: GPTQModel's per-module grids
         def validate(self, where):
             super().validate(where)
+            for pattern, o in self.dynamic.items():
+                try: re.compile(pattern)
+                except re.error as e: raise ConfigError(f"{where}.dynamic: {pattern!r} is not a regular expression ({e})") from None
+                if not isinstance(o, dict) or not o or set(o) - {'bits', 'group_size'}:
+                    raise ConfigError(f"{where}.dynamic.{pattern}: give bits and/or group_size, e.g. {{group_size: 64}}; got {o!r}")
+                module_spec(QuantSpec(), {pattern: o}, pattern)        # the values checked as any grid's are
             if self.mse_importance and not self.mse:
                 raise ConfigError(f"{where}.mse_importance: weights the grid search, which is off; set {where}.mse too "
                                   f"(3, llm-compressor's norm, or 2.4, GPTQModel's)")
@@ -307,19 +321,29 @@ class GPTQ(Algorithm):
         f = getattr(sp, 'outlier_fraction', 0)
         return (qc.tag + (f' + {f:.1%} 16-bit columns' if f else '')
                 + (f' + importance-weighted mse {sp.mse}' if getattr(sp, 'mse_importance', False) else ''))
+    def prepare(self, model):
+        self.module_names, self.specs = {id(m): n for n, m in model.named_modules()}, {}
+    def spec_of(self, lin) -> QuantSpec:
+        "The grid of linear `lin`: the weight grid, or a `dynamic` override by its name in the model."
+        if not self.config.dynamic: return self.weight
+        return module_spec(self.weight, self.config.dynamic, getattr(self, 'module_names', {}).get(id(lin), ''))
     @torch.no_grad()
     def calibrate_block(self, block, hidden, kwargs):
         c, lins, losses = self.config, block_linears(block), {}
         for group in linear_groups(block, hidden[0], kwargs[0]):
             H = accumulate_hessian(block, group.names[0], hidden, kwargs, c.hessian_per_window)
-            # the group's linears share H, and GPTQ treats rows independently: one pass over their stacked rows
-            for names in ([group.names] if c.stack_shared_input else [[n] for n in group.names]):
+            specs = {n: self.spec_of(lins[n]) for n in group.names}
+            # the group's linears share H, and GPTQ treats rows independently: one pass over the stacked rows of those on one grid
+            grids_used = [s for i, s in enumerate(specs.values()) if s not in list(specs.values())[:i]]
+            stacks = [[n for n in group.names if specs[n] == s] for s in grids_used]
+            for names in (stacks if c.stack_shared_input else [[n] for n in group.names]):
                 ws = [lins[n].weight for n in names]
-                Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, self.weight, c.damp_percent, c.order, c.blocksize,
+                Q, loss, grid = gptq_quantize_weight(torch.cat(ws), H, specs[names[0]], c.damp_percent, c.order, c.blocksize,
                                                      return_grid=True, kernel=c.kernel, mse=c.mse,
                                                      static_groups=c.static_groups, outlier_fraction=c.outlier_fraction,
                                                      mse_importance=c.mse_importance)
                 losses['+'.join(names)] = loss
                 for n, w, rows in zip(names, ws, stacked_rows(ws)):
                     w.copy_(Q[rows].to(w.dtype)); self.grids[lins[n]] = grid_rows(grid, rows)
+                    if specs[n] != self.weight: self.__dict__.setdefault('specs', {})[lins[n]] = specs[n]
         return dict(loss=losses)
