@@ -139,6 +139,7 @@ class CalibConfig:
     seq_len: int = 512
     seed: int = 42
     batch_size: int = 8              # calibration windows per forward pass in the block-wise engine
+    chat: bool = False               # the text as conversations in the tokenizer's chat template (instruct models)
     def validate(self, where='calib'):
         _check(self.n_samples > 0, f'{where}.n_samples', f'must be positive, got {self.n_samples}')
         _check(self.seq_len > 1, f'{where}.seq_len', f'must be at least 2, got {self.seq_len}')

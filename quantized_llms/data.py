@@ -13,7 +13,7 @@ from .core import DataError, atomic_write_text, atomic_write_json
 
 # %% auto #0
 __all__ = ['DATASETS', 'OFFLINE_DATASETS', 'DatasetSpec', 'corpus_dir', 'dataset_names', 'read_local_documents', 'load_text',
-           'tokenize_text', 'calibration_windows', 'offline_corpus_sources', 'build_offline_corpus']
+           'tokenize_text', 'chat_formatted', 'calibration_windows', 'offline_corpus_sources', 'build_offline_corpus']
 
 # %% ../nbs/00b_data.ipynb #3c7c96ed
 @dataclass(frozen=True)
@@ -122,6 +122,15 @@ def tokenize_text(tokenizer, text: str) -> torch.Tensor:
     "Token ids of `text` as a 1-D LongTensor, without truncation."
     enc = tokenizer(text, return_tensors='pt', add_special_tokens=False, verbose=False)
     return enc.input_ids[0].long()
+
+def chat_formatted(tokenizer, text: str, joiner: str = '\n\n') -> str:
+    """`text` as the conversations an instruct model is served: its paragraphs in pairs, the first of each pair the
+    user's turn and the second the assistant's, each pair through the tokenizer's chat template (`calib.chat`)."""
+    if not getattr(tokenizer, 'chat_template', None):
+        raise DataError("calib.chat: this model's tokenizer has no chat template; calibrate on plain text (calib.chat: false)")
+    paras = [p.strip() for p in text.split(joiner) if p.strip()]
+    turns = [[{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}] for u, a in zip(paras[0::2], paras[1::2])]
+    return ''.join(tokenizer.apply_chat_template(t, tokenize=False) for t in turns)
 
 def calibration_windows(ids: torch.Tensor, n_samples: int, seq_len: int, seed: int = 42) -> torch.Tensor:
     "`n_samples` windows of `seq_len` tokens starting at seeded random offsets in `ids` (shape n_samples x seq_len)."

@@ -114,9 +114,10 @@ def _calib(c: dict) -> dict:
     return dict(calib_seed=c.get('seed'), calib_data={k: c.get(k) for k in ('name', 'path', 'n_samples', 'seq_len')})
 
 def _seed_setting(rec: dict) -> dict:
-    "`calib seed` among a row's settings where it is not the default one."
-    seed = rec['config']['calib'].get('seed')
-    return {} if seed == RunConfig().calib.seed else {'calib seed': seed}
+    "`calib seed` among a row's settings where it is not the default one, and `calib` where the text was chat-formatted."
+    c = rec['config']['calib']
+    return {**({} if c.get('seed') == RunConfig().calib.seed else {'calib seed': c.get('seed')}),
+            **({'calib': 'chat-formatted'} if c.get('chat') else {})}
 
 def gguf_rows(run: str, rec: dict) -> list:
     """The quantized files a GGUF record made (keys like `Q4_K_M`, `AWQ-Q4_K_M` from transformed weights, `MIX_Q4_K_M` at a

@@ -14,7 +14,7 @@ from .core import (RunConfig, QuantizedLLMsError, ConfigError, ModelLoadError, a
 from .models import resolve_model, checkpoint_dir, load_model, load_from_config, load_config, load_tokenizer
 from .gptq_format import check_digest, is_gptq_checkpoint, load_gptq, load_gptq_dequantized
 from .algorithm import get_algorithm
-from .data import load_text, tokenize_text, calibration_windows
+from .data import load_text, tokenize_text, calibration_windows, chat_formatted
 from .perplexity import eval_windows
 from .llamacpp import GGUFCausalLM
 
@@ -73,6 +73,7 @@ def calibration_data(cfg: RunConfig, tokenizer) -> torch.Tensor:
     "The calibration windows `cfg.calib` names (n_samples x seq_len token ids)."
     c = cfg.calib
     text = load_text(c.name, 'train', c.path, c.text_field if c.path else None)
+    if c.chat: text = chat_formatted(tokenizer, text)
     return calibration_windows(tokenize_text(tokenizer, text), c.n_samples, c.seq_len, c.seed)
 
 def evaluation_text(cfg: RunConfig) -> str:
