@@ -290,6 +290,10 @@ def _skip_init_of_quantized_gpt_bigcode():
 def load_gptq_transformers(path, device: str = 'auto', dtype: Optional[torch.dtype] = None):
     "Load a GPTQ checkpoint with `transformers.AutoModelForCausalLM` (its GPTQ integration needs optimum and GPTQModel)."
     _import_gptqmodel()
+    q = json.loads((Path(path)/'config.json').read_text()).get('quantization_config') or {} if (Path(path)/'config.json').is_file() else {}
+    if q.get('dynamic'):
+        raise ModelLoadError(f"{path} has per-module grids (`dynamic`), which transformers' GPTQ loader (optimum) does not read: "
+                             f"it would build every module on one grid; load it with GPTQModel (load_gptq)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     dev = resolve_device(device)
     if dtype is None: dtype = torch.bfloat16 if dev.type == 'cpu' else torch.float16

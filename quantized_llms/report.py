@@ -56,11 +56,17 @@ def method_defaults(name: str) -> dict:
     return asdict(get_algorithm(name).Settings())
 
 def settings_changed(special: dict, defaults: dict) -> dict:
-    "The settings of `special` that differ from `defaults` (a setting the defaults no longer name is kept)."
-    return {k: v for k, v in special.items() if k not in defaults or defaults[k] != v}
+    """The settings of `special` that differ from `defaults` (a setting the defaults no longer name is kept); a mapping of
+    many per-module overrides (GPTQ's `dynamic`) as how many modules took each."""
+    def shown(v):
+        if not (isinstance(v, dict) and len(v) > 4 and all(isinstance(o, dict) for o in v.values())): return v
+        takes = [' '.join(f'{k} {x}' for k, x in sorted(o.items())) for o in v.values()]
+        return f"{len(v)} modules: " + ', '.join(f'{takes.count(t)} {t}' for t in sorted(set(takes), key=lambda t: -takes.count(t)))
+    return {k: shown(v) for k, v in special.items() if k not in defaults or defaults[k] != v}
 
 # %% ../nbs/08_report.ipynb #8e9a0011
 DEPLOYS = dict(real='transformers/GPTQModel checkpoint', gguf='llama.cpp file', fake='fake-quant only',
+               real_dynamic="GPTQModel checkpoint (per-module grids, which transformers' GPTQ loader does not read)",
                original='transformers', compressed='vLLM/transformers (compressed-tensors)')
 
 def packs_real(rec: dict) -> bool:
@@ -101,12 +107,15 @@ def quantize_row(run: str, rec: dict) -> Optional[dict]:
     try: defaults = method_defaults(rec['method'])
     except QuantizedLLMsError: defaults = {}      # a method no longer registered: every setting it recorded is shown
     est = rec.get('estimated_bytes')
-    size, estimated = (real['bytes'], False) if real.get('bytes') else (est, est is not None)
+    weights = sum(s for s, _ in (real.get('digest') or {}).values())      # the weight files, not the tokenizer beside them
+    size, estimated = (weights or real['bytes'], False) if real.get('bytes') else (est, est is not None)
+    deploys = DEPLOYS[packed or ('real' if packs_real(rec) else 'fake')]
+    if (rec.get('special') or {}).get('dynamic') and deploys == DEPLOYS['real']: deploys = DEPLOYS['real_dynamic']
     return _row(run, rec, method=rec['method_title'], method_name=rec['method'],
                 bits=f"W{q['weight']['bits']}" + (f"A{q['act']['bits']}" if q.get('act') else ''), scheme=rec['scheme'],
                 settings={**settings_changed(rec.get('special') or {}, defaults), **_seed_setting(rec)}, position=pos,
                 perplexity=r['ppl'], kld=r['kld_mean'], top1=r['top1_agreement'], size_bytes=size, size_estimated=estimated,
-                calib_s=rec['run']['seconds'], deploys=DEPLOYS[packed or ('real' if packs_real(rec) else 'fake')],
+                calib_s=rec['run']['seconds'], deploys=deploys,
                 **_calib(rec['config']['calib']))
 
 def _calib(c: dict) -> dict:
