@@ -66,7 +66,7 @@ def settings_changed(special: dict, defaults: dict) -> dict:
 
 # %% ../nbs/08_report.ipynb #8e9a0011
 DEPLOYS = dict(real='transformers/GPTQModel checkpoint', gguf='llama.cpp file', fake='fake-quant only',
-               real_dynamic="GPTQModel checkpoint (per-module grids, which transformers' GPTQ loader does not read)",
+               real_dynamic="GPTQModel/vLLM checkpoint (per-module grids, which transformers' GPTQ loader does not read)",
                original='transformers', compressed='vLLM/transformers (compressed-tensors)')
 
 def packs_real(rec: dict) -> bool:
