@@ -223,7 +223,8 @@ class QuaRot(GPTQ):
         def validate(self, where):
             super().validate(where)
             if self.rounding not in ROUNDINGS: raise ConfigError(f"{where}.rounding: must be {' or '.join(ROUNDINGS)}, got {self.rounding!r}")
-            gptq_only = [f.name for f in dataclasses.fields(GPTQ.Settings) if getattr(self, f.name) != f.default]
+            default = lambda f: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            gptq_only = [f.name for f in dataclasses.fields(GPTQ.Settings) if getattr(self, f.name) != default(f)]
             if self.rounding == 'rtn' and gptq_only:
                 raise ConfigError(f"{where}: {', '.join(gptq_only)} set GPTQ's rounding, and rounding is rtn; drop them or set rounding: gptq")
             if self.rotation not in ROTATIONS:
@@ -262,8 +263,10 @@ class QuaRot(GPTQ):
     def prepare(self, model):
         self.rotated = rotate_model(model, self.config.seed, self.config.rotation)
         if self.online: self.rotated['online'] = add_online_rotations(model)
+        self.rounder.prepare(model)         # GPTQ's per-module grids (`dynamic`) find each linear by its name
     def calibrate_block(self, block, hidden, kwargs):
-        self.rounder.grids = self.grids            # the engine's grids
+        self.rounder.grids = self.grids            # the engine's grids, and the per-module grids it used
+        if hasattr(self.rounder, 'spec_of'): self.rounder.specs = self.__dict__.setdefault('specs', {})
         stats = self.rounder.calibrate_block(block, hidden, kwargs)
         if self.act is not None: wrap_act_quant(block, self.act)    # the next block sees quantized inputs' outputs
         return stats
